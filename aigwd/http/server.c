@@ -1,0 +1,1115 @@
+/* aigwd/http/server.c: see server.h.
+ *
+ * A connection is a small state machine:
+ *
+ *   WAITING --first byte--> READING --message complete--> HANDLING --response--> WAITING
+ *        \                      \--error--> answer with Connection: close, LINGERING
+ *         \--idle timeout / drain--> closed
+ *
+ * Reads land in a buffer borrowed from the worker's pool only while there are unparsed bytes,
+ * so an idle keep-alive connection holds no buffer. Writes try the socket first and queue only
+ * what it did not take. TLS runs through memory BIOs between OpenSSL and libuv. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include "http/server.h"
+
+#define HEADER_TIMEOUT_MS 60000    /* nginx client_header_timeout */
+#define BODY_TIMEOUT_MS 60000      /* nginx client_body_timeout */
+#define KEEPALIVE_TIMEOUT_MS 60000 /* Kong's keepalive_timeout */
+#define SEND_TIMEOUT_MS 60000      /* nginx send_timeout */
+#define LINGER_TIMEOUT_MS 2000     /* how long unread input is drained before a close */
+#define MAX_PENDING_WRITE (1u << 20)
+#define MAX_FREE_BUFS 64
+#define MAX_WORKERS 1100
+
+typedef enum {
+    CONN_WAITING = 0,
+    CONN_READING,
+    CONN_HANDLING,
+    CONN_LINGERING,
+    CONN_CLOSED,
+} conn_state_t;
+
+struct aigw_http_listener {
+    uv_tcp_t tcp;
+    aigw_http_worker_t *w;
+    aigw_listen_t conf;
+    aigw_svc_kind_t kind;
+    aigw_http_listener_t *next;
+};
+
+struct aigw_http_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    aigw_http_worker_t *w;
+    aigw_svc_kind_t kind;
+    conn_state_t state;
+    int handles_open;
+    int closing;
+    int close_after;             /* close once the current response is written */
+    int reading_stopped;
+    int continue_sent;
+    int pending_writes;
+    size_t pending_bytes;
+    uint64_t last_activity;      /* uv_now of the last read or write progress */
+    uint64_t state_since;        /* uv_now when the current state began */
+
+    SSL *ssl;
+    int tls_ready;
+
+    char *rbuf;                  /* from the worker pool, or NULL */
+    size_t rlen, rpos;
+
+    aigw_http_parser_t parser;
+    aigw_http_req_t req;
+    int in_request;              /* a message was handed to the handler and not answered */
+    int dispatching;             /* the handler is on the stack */
+
+    char peer_ip[INET6_ADDRSTRLEN];
+    aigw_http_conn_t *prev, *next;
+};
+
+typedef struct write_req {
+    uv_write_t w;
+    aigw_http_conn_t *c;
+    size_t n;
+    char data[];
+} write_req_t;
+
+/* ---- stats registry ---------------------------------------------------------------- */
+
+static aigw_http_stats_t stats_slots[MAX_WORKERS];
+static _Atomic size_t stats_used;
+
+void aigw_http_stats_sum(aigw_http_stats_total_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    size_t n = atomic_load(&stats_used);
+    for (size_t i = 0; i < n && i < MAX_WORKERS; i++) {
+        aigw_http_stats_t *s = &stats_slots[i];
+        t->accepted += atomic_load_explicit(&s->accepted, memory_order_relaxed);
+        t->handled += atomic_load_explicit(&s->handled, memory_order_relaxed);
+        t->total_requests += atomic_load_explicit(&s->total_requests, memory_order_relaxed);
+        t->active += atomic_load_explicit(&s->active, memory_order_relaxed);
+        t->reading += atomic_load_explicit(&s->reading, memory_order_relaxed);
+        t->writing += atomic_load_explicit(&s->writing, memory_order_relaxed);
+        t->waiting += atomic_load_explicit(&s->waiting, memory_order_relaxed);
+        t->arena_bytes += atomic_load_explicit(&s->arena_bytes, memory_order_relaxed);
+    }
+    t->workers = n;
+}
+
+#define STAT_ADD(w, f, v) atomic_fetch_add_explicit(&(w)->stats->f, (v), memory_order_relaxed)
+
+/* Moves c to state s, keeping the reading/writing/waiting gauges in step. */
+static void set_state(aigw_http_conn_t *c, conn_state_t s)
+{
+    if (c->state == s)
+        return;
+    switch (c->state) {
+    case CONN_WAITING: STAT_ADD(c->w, waiting, -1); break;
+    case CONN_READING: STAT_ADD(c->w, reading, -1); break;
+    case CONN_HANDLING: STAT_ADD(c->w, writing, -1); break;
+    default: break;
+    }
+    switch (s) {
+    case CONN_WAITING: STAT_ADD(c->w, waiting, 1); break;
+    case CONN_READING: STAT_ADD(c->w, reading, 1); break;
+    case CONN_HANDLING: STAT_ADD(c->w, writing, 1); break;
+    default: break;
+    }
+    c->state = s;
+    c->state_since = uv_now(c->w->loop);
+}
+
+/* ---- worker -------------------------------------------------------------------------- */
+
+static uint64_t rid_next(aigw_http_worker_t *w)
+{
+    /* xorshift128+: request ids need to be unique, not secret. */
+    uint64_t s1 = w->rid_s[0];
+    const uint64_t s0 = w->rid_s[1];
+    w->rid_s[0] = s0;
+    s1 ^= s1 << 23;
+    w->rid_s[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return w->rid_s[1] + s0;
+}
+
+static void make_request_id(aigw_http_worker_t *w, char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint64_t a = rid_next(w), b = rid_next(w);
+    for (int i = 0; i < 16; i++) {
+        out[i] = hex[(a >> (i * 4)) & 15];
+        out[16 + i] = hex[(b >> (i * 4)) & 15];
+    }
+    out[32] = '\0';
+}
+
+int aigw_http_worker_init(aigw_http_worker_t *w, uv_loop_t *loop, const char *name)
+{
+    memset(w, 0, sizeof(*w));
+    w->loop = loop;
+    w->name = name;
+    aigw_arena_pool_init(&w->arena_pool, 8192, 256);
+    w->buf_free = calloc(MAX_FREE_BUFS, sizeof(char *));
+    w->tls_scratch = malloc(AIGW_HTTP_RBUF);
+    size_t slot = atomic_fetch_add(&stats_used, 1);
+    if (!w->buf_free || !w->tls_scratch || slot >= MAX_WORKERS) {
+        free(w->buf_free);
+        free(w->tls_scratch);
+        return -1;
+    }
+    w->stats = &stats_slots[slot];
+    if (RAND_bytes((unsigned char *)w->rid_s, sizeof(w->rid_s)) != 1) {
+        w->rid_s[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)w;
+        w->rid_s[1] = uv_hrtime() | 1;
+    }
+    if (!w->rid_s[0] && !w->rid_s[1])
+        w->rid_s[1] = 1;
+    return 0;
+}
+
+void aigw_http_worker_free(aigw_http_worker_t *w)
+{
+    for (size_t i = 0; i < w->n_buf_free; i++)
+        free(w->buf_free[i]);
+    free(w->buf_free);
+    free(w->tls_scratch);
+    aigw_arena_pool_free(&w->arena_pool);
+    for (int k = 0; k < AIGW_SVC_COUNT; k++) {
+        SSL_CTX_free(w->svc[k].ssl_ctx);
+        w->svc[k].ssl_ctx = NULL;
+    }
+    w->buf_free = NULL;
+    w->tls_scratch = NULL;
+}
+
+static char *buf_get(aigw_http_worker_t *w)
+{
+    if (w->n_buf_free)
+        return w->buf_free[--w->n_buf_free];
+    return malloc(AIGW_HTTP_RBUF);
+}
+
+static void buf_put(aigw_http_worker_t *w, char *b)
+{
+    if (!b)
+        return;
+    if (w->n_buf_free < MAX_FREE_BUFS)
+        w->buf_free[w->n_buf_free++] = b;
+    else
+        free(b);
+}
+
+static void update_date(aigw_http_worker_t *w)
+{
+    time_t now = time(NULL);
+    if (now == w->date_sec)
+        return;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    w->date_len = strftime(w->date, sizeof(w->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    w->date_sec = now;
+}
+
+/* ---- closing --------------------------------------------------------------------------- */
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+    aigw_http_conn_t *c = h->data;
+    if (--c->handles_open > 0)
+        return;
+    aigw_http_worker_t *w = c->w;
+    free(c);
+    if (w->draining && w->n_conns == 0 && w->on_drained)
+        w->on_drained(w);
+}
+
+static void conn_close(aigw_http_conn_t *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    aigw_http_worker_t *w = c->w;
+    set_state(c, CONN_CLOSED);
+    STAT_ADD(w, active, -1);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->n_conns--;
+    aigw_arena_reset(&c->req.arena);
+    buf_put(w, c->rbuf);
+    c->rbuf = NULL;
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
+    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+}
+
+/* ---- writing ----------------------------------------------------------------------------- */
+
+static void start_linger(aigw_http_conn_t *c);
+static void resume_input(aigw_http_conn_t *c);
+
+static void on_write_done(uv_write_t *wr, int status)
+{
+    write_req_t *q = (write_req_t *)wr;
+    aigw_http_conn_t *c = q->c;
+    c->pending_writes--;
+    c->pending_bytes -= q->n;
+    free(q);
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    c->last_activity = uv_now(c->w->loop);
+    if (c->pending_writes == 0 && c->close_after && !c->in_request)
+        start_linger(c);
+    else if (c->reading_stopped && !c->in_request && c->pending_bytes <= MAX_PENDING_WRITE / 2)
+        resume_input(c);
+}
+
+/* Writes n bytes now if the socket takes them, queues the rest (copied). 0 or -1. */
+static int sock_write(aigw_http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
+{
+    size_t total = 0;
+    for (unsigned i = 0; i < nbufs; i++)
+        total += bufs[i].len;
+    size_t done = 0;
+    if (c->pending_writes == 0) {
+        int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+        if (r >= 0)
+            done = (size_t)r;
+        else if (r != UV_EAGAIN)
+            return -1;
+    }
+    if (done == total)
+        return 0;
+    write_req_t *q = malloc(sizeof(*q) + (total - done));
+    if (!q)
+        return -1;
+    size_t off = 0, skip = done;
+    for (unsigned i = 0; i < nbufs; i++) {
+        size_t len = bufs[i].len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(q->data + off, bufs[i].base + skip, len - skip);
+        off += len - skip;
+        skip = 0;
+    }
+    q->c = c;
+    q->n = off;
+    uv_buf_t b = uv_buf_init(q->data, (unsigned)off);
+    if (uv_write(&q->w, (uv_stream_t *)&c->tcp, &b, 1, on_write_done) != 0) {
+        free(q);
+        return -1;
+    }
+    c->pending_writes++;
+    c->pending_bytes += off;
+    return 0;
+}
+
+/* Sends what OpenSSL has put in the write BIO. */
+static int tls_flush(aigw_http_conn_t *c)
+{
+    BIO *wbio = SSL_get_wbio(c->ssl);
+    char *data;
+    long n = BIO_get_mem_data(wbio, &data);
+    if (n <= 0)
+        return 0;
+    uv_buf_t b = uv_buf_init(data, (unsigned)n);
+    int r = sock_write(c, &b, 1);
+    (void)BIO_reset(wbio);
+    return r;
+}
+
+/* Writes plaintext, through TLS when the connection has it. */
+static int conn_write(aigw_http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
+{
+    if (!c->ssl)
+        return sock_write(c, bufs, nbufs);
+    for (unsigned i = 0; i < nbufs; i++) {
+        if (bufs[i].len == 0)
+            continue;
+        ERR_clear_error();
+        int r = SSL_write(c->ssl, bufs[i].base, (int)bufs[i].len);
+        if (r <= 0)
+            return -1;
+    }
+    return tls_flush(c);
+}
+
+/* ---- timers -------------------------------------------------------------------------- */
+
+static uint64_t deadline_of(const aigw_http_conn_t *c)
+{
+    if (c->pending_writes)
+        return c->last_activity + SEND_TIMEOUT_MS;
+    switch (c->state) {
+    case CONN_WAITING: return c->state_since + KEEPALIVE_TIMEOUT_MS;
+    case CONN_READING:
+        return c->parser.headers_done ? c->last_activity + BODY_TIMEOUT_MS
+                                      : c->state_since + HEADER_TIMEOUT_MS;
+    case CONN_LINGERING: return c->state_since + LINGER_TIMEOUT_MS;
+    default: return c->last_activity + SEND_TIMEOUT_MS;  /* HANDLING: bounded by the handler */
+    }
+}
+
+static void respond_error_and_close(aigw_http_conn_t *c, int status);
+
+static void on_timer(uv_timer_t *t)
+{
+    aigw_http_conn_t *c = t->data;
+    if (c->closing)
+        return;
+    uint64_t now = uv_now(c->w->loop), dl = deadline_of(c);
+    if (now < dl) {
+        uv_timer_start(&c->timer, on_timer, dl - now, 0);
+        return;
+    }
+    if (c->pending_writes || c->state == CONN_WAITING || c->state == CONN_LINGERING ||
+        c->state == CONN_HANDLING) {
+        conn_close(c);
+        return;
+    }
+    /* A client too slow to send its request: 408, as nginx logs it. */
+    respond_error_and_close(c, 408);
+}
+
+static void arm_timer(aigw_http_conn_t *c)
+{
+    uint64_t now = uv_now(c->w->loop), dl = deadline_of(c);
+    uv_timer_start(&c->timer, on_timer, dl > now ? dl - now : 0, 0);
+}
+
+/* ---- responses ------------------------------------------------------------------------ */
+
+static size_t put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static void finish_request(aigw_http_conn_t *c);
+
+static void access_log(aigw_http_conn_t *c);
+
+void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_header_t *h,
+                       size_t nh, const char *body, size_t len)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing)
+        return;
+    aigw_http_worker_t *w = c->w;
+    const aigw_http_service_t *svc = &w->svc[c->kind];
+    req->status = status;
+
+    int keep = req->keep_alive && !c->close_after && !w->draining && !c->parser.upgrade &&
+               !c->parser.err_status;
+    if (!keep)
+        c->close_after = 1;
+    int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
+    int head = req->method == HTTP_HEAD;
+
+    size_t cap = 256 + w->date_len;
+    for (size_t i = 0; i < nh; i++)
+        cap += h[i].name.n + h[i].value.n + 4;
+    char *buf = aigw_arena_alloc(&req->arena, cap);
+    if (!buf) {
+        conn_close(c);
+        return;
+    }
+    update_date(w);
+    size_t n = PUT_LIT(buf, "HTTP/1.1 ");
+    n += aigw_u64_to_dec(buf + n, (unsigned)status);
+    buf[n++] = ' ';
+    const char *reason = aigw_http_reason(status);
+    n += put(buf + n, reason, strlen(reason));
+    n += PUT_LIT(buf + n, "\r\n");
+    n += put(buf + n, w->date, w->date_len);
+    for (size_t i = 0; i < nh; i++) {
+        n += put(buf + n, h[i].name.p, h[i].name.n);
+        n += PUT_LIT(buf + n, ": ");
+        n += put(buf + n, h[i].value.p, h[i].value.n);
+        n += PUT_LIT(buf + n, "\r\n");
+    }
+    if (!no_body) {
+        n += PUT_LIT(buf + n, "Content-Length: ");
+        n += aigw_u64_to_dec(buf + n, len);
+        n += PUT_LIT(buf + n, "\r\n");
+    }
+    if (!keep)
+        n += PUT_LIT(buf + n, "Connection: close\r\n");
+    else if (req->http_minor == 0)
+        n += PUT_LIT(buf + n, "Connection: keep-alive\r\n");
+    if (svc->headers & AIGW_HDR_SERVER)
+        n += PUT_LIT(buf + n, "Server: aigw/" AIGW_VERSION "\r\n");
+    if (c->kind == AIGW_SVC_PROXY && (svc->headers & AIGW_HDR_REQUEST_ID)) {
+        n += PUT_LIT(buf + n, "X-Kong-Request-Id: ");
+        n += put(buf + n, req->request_id, 32);
+        n += PUT_LIT(buf + n, "\r\n");
+    }
+    n += PUT_LIT(buf + n, "\r\n");
+
+    uv_buf_t bufs[2] = { uv_buf_init(buf, (unsigned)n), uv_buf_init((char *)(uintptr_t)body, 0) };
+    unsigned nb = 1;
+    if (!no_body && !head && len) {
+        bufs[1].len = len;
+        nb = 2;
+        req->bytes_sent = len;
+    }
+    c->last_activity = uv_now(w->loop);
+    if (conn_write(c, bufs, nb) != 0) {
+        c->close_after = 1;
+        c->parser.err_status = c->parser.err_status ? c->parser.err_status : 499;
+    }
+    finish_request(c);
+}
+
+void aigw_http_respond_error(aigw_http_req_t *req, int status, const char *message)
+{
+    /* error_handlers.lua's JSON template, byte for byte. */
+    static const char a[] = "{\n  \"message\":\"";
+    static const char b[] = "\",\n  \"request_id\":\"";
+    static const char e[] = "\"\n}";
+    if (!message)
+        message = aigw_http_status_message(status);
+    size_t ml = strlen(message);
+    char *body = aigw_arena_alloc(&req->arena, sizeof(a) + sizeof(b) + sizeof(e) + ml + 32);
+    if (!body) {
+        conn_close(req->conn);
+        return;
+    }
+    size_t n = put(body, a, sizeof(a) - 1);
+    n += put(body + n, message, ml);
+    n += put(body + n, b, sizeof(b) - 1);
+    n += put(body + n, req->request_id, 32);
+    n += put(body + n, e, sizeof(e) - 1);
+    char lat[24];
+    size_t ln = aigw_u64_to_dec(lat, (uv_hrtime() - req->start_ns) / 1000000);
+    aigw_http_resp_header_t h[2] = {
+        { AIGW_STR("Content-Type"), AIGW_STR("application/json; charset=utf-8") },
+        { AIGW_STR("X-Kong-Response-Latency"), { lat, ln } },
+    };
+    /* Kong adds X-Kong-Response-Latency to the responses it generates itself. */
+    size_t nh = (req->conn && req->conn->kind == AIGW_SVC_PROXY &&
+                 (aigw_http_req_headers(req) & AIGW_HDR_RESPONSE_LATENCY)) ? 2 : 1;
+    aigw_http_respond(req, status == 494 ? 400 : status, h, nh, body, n);
+}
+
+unsigned aigw_http_req_headers(const aigw_http_req_t *req)
+{
+    return req->conn ? req->conn->w->svc[req->conn->kind].headers : 0;
+}
+
+const char *aigw_http_req_client_ip(const aigw_http_req_t *req)
+{
+    return req->conn ? req->conn->peer_ip : "-";
+}
+
+/* ---- request lifecycle ------------------------------------------------------------------ */
+
+static void begin_request(aigw_http_conn_t *c)
+{
+    aigw_http_req_t *r = &c->req;
+    aigw_arena_t a = r->arena;
+    memset(r, 0, sizeof(*r));
+    r->arena = a;
+    r->conn = c;
+    aigw_http_parser_begin(&c->parser, r);
+    c->continue_sent = 0;
+}
+
+static void process_input(aigw_http_conn_t *c);
+static void tls_pump(aigw_http_conn_t *c);
+
+static void start_linger(aigw_http_conn_t *c)
+{
+    /* Half-close, then drain what the client still sends so it sees our answer rather than a
+     * reset; close on its EOF or after LINGER_TIMEOUT_MS. */
+    set_state(c, CONN_LINGERING);
+    if (c->ssl) {
+        ERR_clear_error();
+        SSL_shutdown(c->ssl);
+        tls_flush(c);
+    }
+    if (c->pending_writes)
+        return;   /* on_write_done comes back here */
+    int fd;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        shutdown(fd, SHUT_WR);
+    if (c->reading_stopped) {
+        conn_close(c);
+        return;
+    }
+    arm_timer(c);
+}
+
+static void finish_request(aigw_http_conn_t *c)
+{
+    if (!c->in_request && c->state != CONN_READING)
+        return;
+    c->in_request = 0;
+    access_log(c);
+    aigw_arena_reset(&c->req.arena);
+    atomic_store_explicit(&c->w->stats->arena_bytes,
+                          c->w->arena_pool.nfree * c->w->arena_pool.chunk_size,
+                          memory_order_relaxed);
+    begin_request(c);
+    if (c->close_after) {
+        c->rlen = c->rpos = 0;
+        if (c->pending_writes == 0)
+            start_linger(c);
+        else
+            set_state(c, CONN_LINGERING);
+        return;
+    }
+    set_state(c, CONN_WAITING);
+    if (!c->dispatching)
+        resume_input(c);   /* an asynchronous answer: go on with what we already hold */
+}
+
+static void respond_error_and_close(aigw_http_conn_t *c, int status)
+{
+    aigw_http_req_t *r = &c->req;
+    if (!r->request_id[0])
+        make_request_id(c->w, r->request_id);
+    if (r->start_ns == 0)
+        r->start_ns = uv_hrtime();
+    c->close_after = 1;
+    c->in_request = 1;
+    if (c->state != CONN_HANDLING)
+        set_state(c, CONN_HANDLING);
+    STAT_ADD(c->w, total_requests, 1);
+    aigw_http_respond_error(r, status, NULL);
+}
+
+static void dispatch(aigw_http_conn_t *c)
+{
+    aigw_http_service_t *svc = &c->w->svc[c->kind];
+    set_state(c, CONN_HANDLING);
+    c->in_request = 1;
+    STAT_ADD(c->w, total_requests, 1);
+    c->dispatching = 1;
+    svc->on_request(&c->req, svc->ud);
+    c->dispatching = 0;
+}
+
+static void send_continue(aigw_http_conn_t *c)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)cont, sizeof(cont) - 1);
+    c->continue_sent = 1;
+    if (conn_write(c, &b, 1) != 0)
+        conn_close(c);
+}
+
+static void process_input(aigw_http_conn_t *c)
+{
+    while (!c->closing && !c->in_request && !c->close_after && c->rpos < c->rlen) {
+        if (c->state == CONN_WAITING) {
+            set_state(c, CONN_READING);
+            c->req.start_ns = uv_hrtime();
+            make_request_id(c->w, c->req.request_id);
+        }
+        size_t used = 0;
+        aigw_http_parse_result_t r =
+            aigw_http_parser_feed(&c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
+        c->rpos += used;
+        if (r == AIGW_HTTP_PARSE_AGAIN) {
+            if (c->parser.want_continue && !c->continue_sent)
+                send_continue(c);
+            break;
+        }
+        if (r == AIGW_HTTP_PARSE_ERROR) {
+            c->rpos = c->rlen;
+            if (c->parser.err_status)
+                respond_error_and_close(c, c->parser.err_status);
+            else
+                conn_close(c);
+            return;
+        }
+        dispatch(c);
+    }
+    if (c->closing)
+        return;
+    if (c->rpos == c->rlen) {
+        c->rpos = c->rlen = 0;
+        if (!c->in_request && c->rbuf) {
+            buf_put(c->w, c->rbuf);
+            c->rbuf = NULL;
+        }
+    } else if (c->rpos > 0 && c->rlen == AIGW_HTTP_RBUF) {
+        memmove(c->rbuf, c->rbuf + c->rpos, c->rlen - c->rpos);
+        c->rlen -= c->rpos;
+        c->rpos = 0;
+    }
+    /* Back-pressure: a full buffer behind an unanswered request, or a slow reader. */
+    int stop = (c->rbuf && c->rlen == AIGW_HTTP_RBUF) || c->pending_bytes > MAX_PENDING_WRITE;
+    if (stop && !c->reading_stopped) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading_stopped = 1;
+    }
+    if (!c->closing && c->state != CONN_LINGERING)
+        arm_timer(c);
+}
+
+/* ---- reading --------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+/* Picks up input held back while a request was being answered or writes were backed up. */
+static void resume_input(aigw_http_conn_t *c)
+{
+    if (c->closing || c->in_request)
+        return;
+    if (c->reading_stopped) {
+        if (c->pending_bytes > MAX_PENDING_WRITE / 2)
+            return;
+        c->reading_stopped = 0;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+            conn_close(c);
+            return;
+        }
+    }
+    process_input(c);
+    if (c->ssl && !c->closing && !c->in_request && c->tls_ready)
+        tls_pump(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    aigw_http_conn_t *c = h->data;
+    if (c->ssl || c->state == CONN_LINGERING) {
+        *buf = uv_buf_init(c->w->tls_scratch, AIGW_HTTP_RBUF);
+        return;
+    }
+    if (!c->rbuf) {
+        c->rbuf = buf_get(c->w);
+        c->rlen = c->rpos = 0;
+        if (!c->rbuf) {
+            *buf = uv_buf_init(NULL, 0);
+            return;
+        }
+    }
+    *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(AIGW_HTTP_RBUF - c->rlen));
+}
+
+static void tls_pump(aigw_http_conn_t *c)
+{
+    if (!c->tls_ready) {
+        ERR_clear_error();
+        int r = SSL_do_handshake(c->ssl);
+        if (tls_flush(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        if (r != 1) {
+            int e = SSL_get_error(c->ssl, r);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                AIGW_LOG(AIGW_LOG_INFO, "TLS handshake with %s failed: %s", c->peer_ip,
+                         ERR_reason_error_string(ERR_peek_last_error())
+                             ? ERR_reason_error_string(ERR_peek_last_error())
+                             : "peer closed");
+                conn_close(c);
+            }
+            return;
+        }
+        c->tls_ready = 1;
+    }
+    for (;;) {
+        if (c->closing || c->in_request || c->close_after)
+            return;
+        if (!c->rbuf) {
+            c->rbuf = buf_get(c->w);
+            c->rlen = c->rpos = 0;
+            if (!c->rbuf) {
+                conn_close(c);
+                return;
+            }
+        }
+        if (c->rlen == AIGW_HTTP_RBUF)
+            return;
+        ERR_clear_error();
+        int r = SSL_read(c->ssl, c->rbuf + c->rlen, (int)(AIGW_HTTP_RBUF - c->rlen));
+        if (r > 0) {
+            c->rlen += (size_t)r;
+            process_input(c);
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (tls_flush(c) != 0) {
+            conn_close(c);
+            return;
+        }
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+            if (c->rbuf && c->rlen == 0 && !c->in_request) {
+                buf_put(c->w, c->rbuf);
+                c->rbuf = NULL;
+            }
+            return;
+        }
+        /* close_notify or a TLS error: the peer is gone. */
+        if (c->state == CONN_READING && c->parser.started && !c->parser.err_status)
+            AIGW_LOG(AIGW_LOG_INFO, "client %s closed the TLS connection mid-request",
+                     c->peer_ip);
+        conn_close(c);
+        return;
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    aigw_http_conn_t *c = s->data;
+    (void)buf;
+    if (c->closing)
+        return;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        /* EOF or error. A half-sent request gets no answer; pipelined requests already
+         * complete were answered. */
+        conn_close(c);
+        return;
+    }
+    c->last_activity = uv_now(c->w->loop);
+    if (c->state == CONN_LINGERING)
+        return;   /* discarded */
+    if (c->ssl) {
+        BIO_write(SSL_get_rbio(c->ssl), buf->base, (int)nread);
+        tls_pump(c);
+        return;
+    }
+    c->rlen += (size_t)nread;
+    process_input(c);
+}
+
+/* ---- accepting ------------------------------------------------------------------------- */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    aigw_http_listener_t *l = server->data;
+    aigw_http_worker_t *w = l->w;
+    if (status < 0 || w->draining)
+        return;
+    aigw_http_conn_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->w = w;
+    c->kind = l->kind;
+    uv_tcp_init(w->loop, &c->tcp);
+    uv_timer_init(w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->state = CONN_CLOSED;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+        uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+        return;
+    }
+    STAT_ADD(w, accepted, 1);
+    STAT_ADD(w, handled, 1);
+    STAT_ADD(w, active, 1);
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->n_conns++;
+    uv_tcp_nodelay(&c->tcp, 1);
+
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET)
+            uv_ip4_name((struct sockaddr_in *)&ss, c->peer_ip, sizeof(c->peer_ip));
+        else
+            uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer_ip, sizeof(c->peer_ip));
+    } else {
+        memcpy(c->peer_ip, "-", 2);
+    }
+
+    const aigw_http_service_t *svc = &w->svc[c->kind];
+    aigw_http_parser_init(&c->parser, &svc->limits);
+    aigw_arena_init(&c->req.arena, &w->arena_pool);
+    begin_request(c);
+    set_state(c, CONN_WAITING);
+    c->last_activity = uv_now(w->loop);
+
+    if (l->conf.ssl) {
+        if (!svc->ssl_ctx) {
+            conn_close(c);
+            return;
+        }
+        c->ssl = SSL_new(svc->ssl_ctx);
+        BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+        if (!c->ssl || !rb || !wb) {
+            BIO_free(rb);
+            BIO_free(wb);
+            conn_close(c);
+            return;
+        }
+        BIO_set_mem_eof_return(rb, -1);
+        SSL_set_bio(c->ssl, rb, wb);
+        SSL_set_accept_state(c->ssl);
+    }
+    /* A new connection has the header timeout from its first moment, as nginx. */
+    c->state_since = uv_now(w->loop);
+    uv_timer_start(&c->timer, on_timer, HEADER_TIMEOUT_MS, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+        conn_close(c);
+}
+
+static void on_listener_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+int aigw_http_listen(aigw_http_worker_t *w, const aigw_listen_t *lc, aigw_svc_kind_t kind,
+                     char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    const char *addr = strcmp(lc->addr, "*") == 0 ? "0.0.0.0" : lc->addr;
+    int v6 = strchr(addr, ':') != NULL;
+    int r = v6 ? uv_ip6_addr(addr, lc->port, (struct sockaddr_in6 *)&ss)
+               : uv_ip4_addr(addr, lc->port, (struct sockaddr_in *)&ss);
+    const char *lb = v6 ? "[" : "", *rb = v6 ? "]" : "";
+    if (r != 0) {
+        snprintf(err, errlen, "cannot listen on %s%s%s:%d: invalid address", lb, addr, rb,
+                 lc->port);
+        return -1;
+    }
+    aigw_http_listener_t *l = calloc(1, sizeof(*l));
+    if (!l) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    l->w = w;
+    l->conf = *lc;
+    l->kind = kind;
+    r = uv_tcp_init_ex(w->loop, &l->tcp, v6 ? AF_INET6 : AF_INET);
+    if (r != 0) {
+        free(l);
+        snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s", lb, addr, rb, lc->port,
+                 uv_strerror(r));
+        return -1;
+    }
+    l->tcp.data = l;
+    int fd = -1, one = 1;
+    uv_fileno((uv_handle_t *)&l->tcp, &fd);
+    /* Every worker has its own accept queue on the port (libuv 1.44 has no flag for it). */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (lc->deferred)
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one));
+    r = uv_tcp_bind(&l->tcp, (struct sockaddr *)&ss, v6 ? UV_TCP_IPV6ONLY : 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&l->tcp, lc->backlog > 0 ? lc->backlog : 511,
+                      on_connection);
+    if (r != 0) {
+        snprintf(err, errlen, "cannot listen on %s%s%s:%d: %s", lb, addr, rb, lc->port,
+                 r == UV_EADDRINUSE ? "address already in use" : uv_strerror(r));
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+        return -1;
+    }
+    l->next = w->listeners;
+    w->listeners = l;
+    return 0;
+}
+
+static int same_listen(const aigw_listen_t *a, const aigw_listen_t *b)
+{
+    return a->port == b->port && strcmp(a->addr, b->addr) == 0 && a->ssl == b->ssl &&
+           a->backlog == b->backlog && a->deferred == b->deferred;
+}
+
+int aigw_http_has_listener(const aigw_http_worker_t *w, const aigw_listen_t *lc,
+                           aigw_svc_kind_t kind)
+{
+    for (const aigw_http_listener_t *l = w->listeners; l; l = l->next)
+        if (l->kind == kind && same_listen(&l->conf, lc))
+            return 1;
+    return 0;
+}
+
+void aigw_http_close_listeners(aigw_http_worker_t *w,
+                               int (*keep)(const aigw_listen_t *l, aigw_svc_kind_t k, void *ud),
+                               void *ud)
+{
+    aigw_http_listener_t **pp = &w->listeners;
+    while (*pp) {
+        aigw_http_listener_t *l = *pp;
+        if (keep && keep(&l->conf, l->kind, ud)) {
+            pp = &l->next;
+            continue;
+        }
+        *pp = l->next;
+        uv_close((uv_handle_t *)&l->tcp, on_listener_closed);
+    }
+}
+
+void aigw_http_worker_drain(aigw_http_worker_t *w)
+{
+    w->draining = 1;
+    aigw_http_close_listeners(w, NULL, NULL);
+    aigw_http_conn_t *c = w->conns;
+    while (c) {
+        aigw_http_conn_t *next = c->next;
+        /* Busy ones answer with Connection: close (respond sees draining) and go then. */
+        if (c->state == CONN_WAITING && c->pending_writes == 0)
+            conn_close(c);
+        c = next;
+    }
+    if (w->n_conns == 0 && w->on_drained)
+        w->on_drained(w);
+}
+
+void aigw_http_worker_close_all(aigw_http_worker_t *w)
+{
+    w->draining = 1;
+    aigw_http_close_listeners(w, NULL, NULL);
+    while (w->conns)
+        conn_close(w->conns);
+}
+
+/* ---- access log ------------------------------------------------------------------------- */
+
+/* Query argument names whose values never reach a log line. */
+static const aigw_str_t secret_args[] = {
+    AIGW_STR("apikey"),   AIGW_STR("api_key"),       AIGW_STR("api-key"),
+    AIGW_STR("key"),      AIGW_STR("access_token"),  AIGW_STR("refresh_token"),
+    AIGW_STR("id_token"), AIGW_STR("token"),         AIGW_STR("jwt"),
+    AIGW_STR("password"), AIGW_STR("passwd"),        AIGW_STR("secret"),
+    AIGW_STR("client_secret"), AIGW_STR("code"),     AIGW_STR("signature"),
+    AIGW_STR("sig"),      AIGW_STR("auth"),          AIGW_STR("authorization"),
+};
+
+static int is_secret_arg(aigw_str_t name)
+{
+    for (size_t i = 0; i < sizeof(secret_args) / sizeof(secret_args[0]); i++)
+        if (aigw_str_ieq(name, secret_args[i]))
+            return 1;
+    return 0;
+}
+
+/* Appends s, escaping '"', '\\' and non-printable bytes as nginx does (\xHH). */
+static size_t put_escaped(char *o, size_t cap, aigw_str_t s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = 0;
+    for (size_t i = 0; i < s.n && n + 4 < cap; i++) {
+        unsigned char ch = (unsigned char)s.p[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\') {
+            o[n++] = '\\';
+            o[n++] = 'x';
+            o[n++] = hex[ch >> 4];
+            o[n++] = hex[ch & 15];
+        } else {
+            o[n++] = (char)ch;
+        }
+    }
+    return n;
+}
+
+/* The request target with secret-looking query values replaced by "******". */
+static size_t put_target(char *o, size_t cap, aigw_str_t path, aigw_str_t query)
+{
+    size_t n = put_escaped(o, cap, path);
+    if (!query.n || n + 2 >= cap)
+        return n;
+    o[n++] = '?';
+    const char *p = query.p, *end = query.p + query.n;
+    while (p < end && n + 8 < cap) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *seg_end = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(seg_end - p));
+        if (eq && is_secret_arg((aigw_str_t){ p, (size_t)(eq - p) })) {
+            n += put_escaped(o + n, cap - n, (aigw_str_t){ p, (size_t)(eq - p) + 1 });
+            n += put_escaped(o + n, cap - n, AIGW_STR("******"));
+        } else {
+            n += put_escaped(o + n, cap - n, (aigw_str_t){ p, (size_t)(seg_end - p) });
+        }
+        if (amp && n + 1 < cap)
+            o[n++] = '&';
+        p = amp ? amp + 1 : end;
+    }
+    return n;
+}
+
+static void access_log(aigw_http_conn_t *c)
+{
+    const aigw_http_service_t *svc = &c->w->svc[c->kind];
+    if (!aigw_log_enabled(svc->access_log))
+        return;
+    aigw_http_req_t *r = &c->req;
+    if (!r->start_ns)
+        return;
+    /* nginx's combined format plus Kong's request id, one write per line. Never an
+     * Authorization, Cookie or secret query value. */
+    char line[4096];
+    size_t cap = sizeof(line) - 2, n = 0;
+    n += put_escaped(line + n, cap - n, aigw_str_c(c->peer_ip));
+    n += put(line + n, " - - [", 6);
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    n += strftime(line + n, cap - n, "%d/%b/%Y:%H:%M:%S %z", &tm);
+    n += put(line + n, "] \"", 3);
+    if (r->method_name.n) {
+        n += put_escaped(line + n, cap - n, r->method_name);
+        line[n++] = ' ';
+        n += put_target(line + n, cap - n - 600, r->path, r->query);
+        n += put(line + n, " HTTP/1.", 8);
+        line[n++] = (char)('0' + (r->http_minor & 1));
+    } else {
+        line[n++] = '-';
+    }
+    n += put(line + n, "\" ", 2);
+    n += aigw_u64_to_dec(line + n, (unsigned)(r->status ? r->status : 0));
+    line[n++] = ' ';
+    n += aigw_u64_to_dec(line + n, r->bytes_sent);
+    const aigw_http_header_t *ref = aigw_http_req_header(r, AIGW_STR("referer"));
+    const aigw_http_header_t *ua = aigw_http_req_header(r, AIGW_STR("user-agent"));
+    n += put(line + n, " \"", 2);
+    if (ref) {
+        const char *q = memchr(ref->value.p, '?', ref->value.n);
+        aigw_str_t rp = q ? (aigw_str_t){ ref->value.p, (size_t)(q - ref->value.p) } : ref->value;
+        aigw_str_t rq = q ? (aigw_str_t){ q + 1, ref->value.n - rp.n - 1 } : AIGW_STR_NULL;
+        n += put_target(line + n, cap - n - 400, rp, rq);
+    } else {
+        line[n++] = '-';
+    }
+    n += put(line + n, "\" \"", 3);
+    if (ua)
+        n += put_escaped(line + n, cap - n - 100, (aigw_str_t){ ua->value.p,
+                                                                  ua->value.n > 256 ? 256 : ua->value.n });
+    else
+        line[n++] = '-';
+    n += put(line + n, "\" kong_request_id: \"", 20);
+    n += put(line + n, r->request_id, strnlen(r->request_id, 32));
+    n += put(line + n, "\"\n", 2);
+    aigw_log_access(svc->access_log, line, n);
+}

@@ -1,0 +1,121 @@
+/* aigwd/http/server.h: the HTTP/1.1 server core. One aigw_http_worker_t per libuv loop (a proxy
+ * worker thread, or the admin thread); each has its own SO_REUSEPORT listeners, connections,
+ * buffer and arena pools. Everything here runs on the worker's own thread, except
+ * aigw_http_stats_sum(), which any thread may call. */
+#ifndef AIGW_HTTP_SERVER_H
+#define AIGW_HTTP_SERVER_H
+#include <openssl/ssl.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+#include "core/arena.h"
+#include "core/conf.h"
+#include "core/log.h"
+#include "http/parse.h"
+#include "http/request.h"
+
+/* nginx semantics: active = open client connections; reading = reading a request head;
+ * writing = between a complete head and the end of the response; waiting = idle keep-alive.
+ * Each worker writes its own (relaxed atomics, one writer); readers sum them. */
+typedef struct aigw_http_stats {
+    _Atomic uint64_t accepted, handled, total_requests;
+    _Atomic int64_t active, reading, writing, waiting;
+    _Atomic uint64_t arena_bytes;     /* bytes held by this worker's pools */
+} aigw_http_stats_t;
+
+typedef struct aigw_http_stats_total {
+    uint64_t accepted, handled, total_requests;
+    int64_t active, reading, writing, waiting;
+    uint64_t arena_bytes;
+    size_t workers;
+} aigw_http_stats_total_t;
+
+void aigw_http_stats_sum(aigw_http_stats_total_t *out);
+
+typedef enum {
+    AIGW_SVC_PROXY = 0,
+    AIGW_SVC_ADMIN,
+    AIGW_SVC_STATUS,
+    AIGW_SVC_COUNT
+} aigw_svc_kind_t;
+
+/* Called with a complete request (head, and body when limits.buffer_body). The handler must
+ * answer with aigw_http_respond*() exactly once, now or later on this thread. */
+typedef void (*aigw_http_handler_fn)(aigw_http_req_t *req, void *ud);
+
+/* What one kind of listener serves. Owned by the worker, updated in place on reload. */
+typedef struct aigw_http_service {
+    aigw_http_handler_fn on_request;
+    void *ud;
+    aigw_http_limits_t limits;
+    aigw_log_file_t access_log;
+    unsigned headers;                 /* AIGW_HDR_* for the responses of this service */
+    SSL_CTX *ssl_ctx;                 /* one reference owned; NULL if no ssl listener */
+} aigw_http_service_t;
+
+typedef struct aigw_http_conn aigw_http_conn_t;
+typedef struct aigw_http_listener aigw_http_listener_t;
+
+typedef struct aigw_http_worker {
+    uv_loop_t *loop;
+    const char *name;                 /* "w0", "admin": for logs */
+    aigw_http_service_t svc[AIGW_SVC_COUNT];
+    aigw_arena_pool_t arena_pool;
+    char **buf_free;                  /* read buffers of AIGW_HTTP_RBUF bytes */
+    size_t n_buf_free;
+    char *tls_scratch;                /* ciphertext read buffer, one per worker */
+    aigw_http_listener_t *listeners;  /* list */
+    aigw_http_conn_t *conns;          /* list */
+    size_t n_conns;
+    int draining;
+    void (*on_drained)(struct aigw_http_worker *w);   /* last connection gone while draining */
+    aigw_http_stats_t *stats;         /* registered for aigw_http_stats_sum */
+    uint64_t rid_s[2];                /* request id generator state */
+    time_t date_sec;
+    char date[40];                    /* "Date: ...\r\n" for date_sec */
+    size_t date_len;
+} aigw_http_worker_t;
+
+#define AIGW_HTTP_RBUF 16384
+
+/* Loop thread. 0 or -1 (out of memory). */
+int aigw_http_worker_init(aigw_http_worker_t *w, uv_loop_t *loop, const char *name);
+/* Loop thread, after every handle has closed (the loop ran to completion). */
+void aigw_http_worker_free(aigw_http_worker_t *w);
+
+/* Opens one listener for l (SO_REUSEPORT, so every worker has its own) serving svc kind.
+ * 0, or -1 with "cannot listen on ADDR:PORT: reason" in err. */
+int aigw_http_listen(aigw_http_worker_t *w, const aigw_listen_t *l, aigw_svc_kind_t kind,
+                     char *err, size_t errlen);
+/* Closes the listeners for which keep(l, ud) returns 0 (keep NULL: all). Connections stay. */
+void aigw_http_close_listeners(aigw_http_worker_t *w,
+                               int (*keep)(const aigw_listen_t *l, aigw_svc_kind_t k, void *ud),
+                               void *ud);
+/* 1 if this worker already listens on l for kind. */
+int aigw_http_has_listener(const aigw_http_worker_t *w, const aigw_listen_t *l,
+                           aigw_svc_kind_t kind);
+
+/* Graceful stop: listeners closed, idle connections closed, busy ones closed after their
+ * current response. on_drained runs when none is left. */
+void aigw_http_worker_drain(aigw_http_worker_t *w);
+/* Hard stop: every connection closed now. */
+void aigw_http_worker_close_all(aigw_http_worker_t *w);
+
+typedef struct aigw_http_resp_header {
+    aigw_str_t name, value;
+} aigw_http_resp_header_t;
+
+/* Answers req. Adds Date, Content-Length, Connection, and Server / X-Kong-Request-Id as the
+ * service's `headers` say. body is copied or written before returning: the caller keeps it. */
+void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_header_t *h,
+                       size_t nh, const char *body, size_t len);
+/* Kong's error body for status (error_handlers.lua's JSON template, with request_id). */
+void aigw_http_respond_error(aigw_http_req_t *req, int status, const char *message);
+
+/* The `headers` setting (AIGW_HDR_* bits) of the service req arrived on. */
+unsigned aigw_http_req_headers(const aigw_http_req_t *req);
+
+/* Client address of req as text ("127.0.0.1"). */
+const char *aigw_http_req_client_ip(const aigw_http_req_t *req);
+
+#endif

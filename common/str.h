@@ -1,0 +1,40 @@
+/* common/str.h: borrowed string views and small string helpers shared by aigwd and aigwctl.
+ * Pure functions, any thread. A view never owns its bytes. */
+#ifndef AIGW_COMMON_STR_H
+#define AIGW_COMMON_STR_H
+#include <stddef.h>
+#include <string.h>
+
+typedef struct aigw_str {
+    const char *p;
+    size_t n;
+} aigw_str_t;
+
+#define AIGW_STR(lit) ((aigw_str_t){ (lit), sizeof(lit) - 1 })
+#define AIGW_STR_NULL ((aigw_str_t){ NULL, 0 })
+
+static inline aigw_str_t aigw_str_c(const char *s) { return (aigw_str_t){ s, s ? strlen(s) : 0 }; }
+
+/* Exact byte comparison. */
+static inline int aigw_str_eq(aigw_str_t a, aigw_str_t b)
+{
+    return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+/* ASCII case-insensitive comparison (header names, config words). */
+int aigw_str_ieq(aigw_str_t a, aigw_str_t b);
+
+/* Strip leading and trailing SP, HTAB, CR and LF. */
+aigw_str_t aigw_str_trim(aigw_str_t s);
+
+/* Parse a non-negative decimal integer that fills all of s; 0 ok, -1 on any other input or
+ * a value above max. */
+int aigw_str_to_u64(aigw_str_t s, unsigned long long max, unsigned long long *out);
+
+/* Writes the decimal form of v at buf (at least 21 bytes), returns the length. No NUL. */
+size_t aigw_u64_to_dec(char *buf, unsigned long long v);
+
+/* Copy at most cap-1 bytes and NUL-terminate; returns the bytes copied. */
+size_t aigw_strlcpy(char *dst, const char *src, size_t cap);
+
+#endif
