@@ -148,7 +148,7 @@ static int wait_gone(long pid, int seconds)
 {
     struct timespec ts = { 0, 50 * 1000 * 1000 };
     for (int i = 0; i < seconds * 20; i++) {
-        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        if (!aigw_daemon_pid_alive(pid))
             return 0;
         nanosleep(&ts, NULL);
     }

@@ -421,12 +421,28 @@ long aigw_daemon_running_pid(const char *prefix)
         return 0;
     char *end;
     long pid = strtol(text, &end, 10);
+    int junk = *end && *end != '\n';
     free(text);
-    if (pid <= 0 || (*end && *end != '\n'))
+    if (pid <= 0 || junk)
         return 0;
+    return aigw_daemon_pid_alive(pid) ? pid : 0;
+}
+
+int aigw_daemon_pid_alive(long pid)
+{
     if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
         return 0;
-    return pid;
+    /* A zombie whose parent has not reaped it yet has exited all the same. */
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
 }
 
 /* <prefix>/node.id keeps node_id across restarts, as Kong's kong.id does. */

@@ -29,5 +29,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts);
 void aigw_daemon_pid_path(const char *prefix, char *out, size_t cap);
 /* PID from the pid file when that process is alive, else 0. */
 long aigw_daemon_running_pid(const char *prefix);
+/* 1 while pid runs (a zombie does not). */
+int aigw_daemon_pid_alive(long pid);
 
 #endif

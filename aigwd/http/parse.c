@@ -397,7 +397,10 @@ aigw_http_parse_result_t aigw_http_parser_feed(aigw_http_parser_t *p, const char
         *consumed = 0;
         if (!p->err_status) {
             /* llhttp's own verdict: an unsupported version is 505, everything else 400. */
-            fail(p, e == HPE_INVALID_VERSION ? 505 : 400);
+            const char *why = llhttp_get_error_reason(&p->llh);
+            fail(p, e == HPE_INVALID_VERSION && why && strcmp(why, "Invalid HTTP version") == 0
+                        ? 505
+                        : 400);
         }
         return AIGW_HTTP_PARSE_ERROR;
     }

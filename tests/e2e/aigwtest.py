@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import time
+import weakref
 from pathlib import Path
 
 import requests
@@ -443,6 +444,17 @@ def conf_value(conf_text, key):
 # aigwd
 
 
+_LIVE = weakref.WeakSet()
+
+
+def reap_instances():
+    """Reaps every aigwd we started that has exited. `aigwd stop` waits until the pid is gone,
+    and a zombie child of pytest would otherwise look alive to it."""
+    for inst in list(_LIVE):
+        if inst.proc is not None:
+            inst.proc.poll()
+
+
 class AigwInstance:
     """One `aigwd start` subprocess on a prefix."""
 
@@ -493,6 +505,7 @@ class AigwInstance:
             self.proc = subprocess.Popen(
                 self.argv, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                 cwd=str(self.prefix), start_new_session=True, preexec_fn=set_pdeathsig)
+        _LIVE.add(self)
         return self
 
     @property

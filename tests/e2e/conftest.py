@@ -28,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aigwtest import (  # noqa: E402
     AigwInstance, LOCAL, Postgres, Redis, RunResult, aigwd_bin, clean_env, find_sanitizer_report,
-    free_port, merge_defaults, pid_alive, pid_is_aigwd, read_text, set_pdeathsig,
+    free_port, merge_defaults, pid_alive, pid_is_aigwd, read_text, reap_instances,
+    set_pdeathsig,
 )
 
 __all__ = ["free_port"]
@@ -160,10 +161,14 @@ def aigw_run(tmp_path_factory):
             p = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=err, cwd=str(base), start_new_session=True,
                                  preexec_fn=set_pdeathsig)
-            try:
-                rc = p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                rc = None
+            deadline = time.monotonic() + timeout
+            rc = None
+            while True:
+                reap_instances()
+                rc = p.poll()
+                if rc is not None or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.02)
             if rc is None:
                 p.kill()
                 p.wait(timeout=10)
