@@ -549,6 +549,33 @@ static int probe_listen(const aigw_listen_list_t *ll, char *err, size_t errlen)
     return 0;
 }
 
+/* Two listeners on one port would both succeed with SO_REUSEPORT and share its connections:
+ * refuse it, as nginx refuses a duplicate listen. Wildcard addresses overlap every address. */
+static int check_distinct(const aigw_conf_t *c, char *err, size_t errlen)
+{
+    const aigw_listen_list_t *ls[3] = { &c->proxy_listen, &c->admin_listen, &c->status_listen };
+    const char *names[3] = { "proxy_listen", "admin_listen", "status_listen" };
+    for (int a = 0; a < 3; a++)
+        for (size_t i = 0; i < ls[a]->n; i++)
+            for (int b = a; b < 3; b++)
+                for (size_t j = (a == b ? i + 1 : 0); j < ls[b]->n; j++) {
+                    const aigw_listen_t *x = &ls[a]->v[i], *y = &ls[b]->v[j];
+                    if (x->port != y->port)
+                        continue;
+                    int wx = !strcmp(x->addr, "0.0.0.0") || !strcmp(x->addr, "*") ||
+                             !strcmp(x->addr, "::");
+                    int wy = !strcmp(y->addr, "0.0.0.0") || !strcmp(y->addr, "*") ||
+                             !strcmp(y->addr, "::");
+                    int v6x = strchr(x->addr, ':') != NULL, v6y = strchr(y->addr, ':') != NULL;
+                    if (v6x != v6y || (!wx && !wy && strcmp(x->addr, y->addr) != 0))
+                        continue;
+                    snprintf(err, errlen, "cannot listen on %s:%d: given twice (%s and %s)",
+                             x->addr, x->port, names[a], names[b]);
+                    return -1;
+                }
+    return 0;
+}
+
 /* ---- signals ---------------------------------------------------------------------------- */
 
 static void stop_all(node_t *n)
@@ -598,6 +625,12 @@ static void reload(node_t *n)
         return;
     }
     SSL_CTX *ctx[AIGW_SVC_COUNT];
+    if (check_distinct(&nc->conf, err, sizeof(err)) != 0) {
+        AIGW_LOG(AIGW_LOG_ERR, "reload failed, still running the previous configuration: %s",
+                 err);
+        aigw_cfg_release(nc);
+        return;
+    }
     if (prepare_prefix(&nc->conf, err, sizeof(err)) != 0 ||
         build_ctxs(&nc->conf, ctx, err, sizeof(err)) != 0) {
         AIGW_LOG(AIGW_LOG_ERR, "reload failed, still running the previous configuration: %s",
@@ -786,6 +819,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
     }
     if (prepare_prefix(c, err, sizeof(err)) != 0 ||
         node_id_load(c->prefix, n->node_id, err, sizeof(err)) != 0 ||
+        check_distinct(c, err, sizeof(err)) != 0 ||
         build_ctxs(c, n->ctx, err, sizeof(err)) != 0 ||
         probe_listen(&c->proxy_listen, err, sizeof(err)) != 0 ||
         probe_listen(&c->admin_listen, err, sizeof(err)) != 0 ||

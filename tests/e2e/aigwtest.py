@@ -46,6 +46,21 @@ def free_port():
         s.close()
 
 
+def free_ports(n):
+    """n distinct TCP ports free on 127.0.0.1 a moment ago: all are held open until every one
+    is chosen, so the kernel cannot hand the same port out twice."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind((LOCAL, 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def repo_root():
     src = os.environ.get("AIGW_SOURCE_DIR")
     if src:
@@ -636,7 +651,8 @@ class RunResult(tuple):
 
 def default_listen_env():
     """Loopback listeners on free ports, as the brief asks. Returns (env, ports)."""
-    ports = {k: free_port() for k in ("proxy", "proxy_ssl", "admin", "admin_ssl")}
+    names = ("proxy", "proxy_ssl", "admin", "admin_ssl")
+    ports = dict(zip(names, free_ports(len(names))))
     env = {
         "AIGW_PROXY_LISTEN": f"{LOCAL}:{ports['proxy']}, {LOCAL}:{ports['proxy_ssl']} ssl",
         "AIGW_ADMIN_LISTEN": f"{LOCAL}:{ports['admin']}, {LOCAL}:{ports['admin_ssl']} ssl",

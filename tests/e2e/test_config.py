@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from aigwtest import LOCAL, free_port, get, wait_until
+from aigwtest import LOCAL, free_port, free_ports, get, wait_until
 
 
 def _lines(text):
@@ -53,7 +53,7 @@ def test_precedence_aigw_kong_file(aigw):
 
 
 def test_kong_admin_listen_seed_style(aigw):
-    a, b = free_port(), free_port()
+    a, b = free_ports(2)
     gw = aigw(env={"KONG_ADMIN_LISTEN": f"{LOCAL}:{a}, {LOCAL}:{b} ssl"})
     assert gw.ports["admin"] == a and gw.ports["admin_ssl"] == b
     r = get(f"http://{LOCAL}:{a}/status")
