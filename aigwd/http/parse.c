@@ -103,6 +103,8 @@ static int fail(aigw_http_parser_t *p, int status)
 /* Appends to the header buffer, growing it in the arena (doubling, so copies stay bounded). */
 static int hb_append(aigw_http_parser_t *p, const char *at, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (p->hb_len + n > p->hb_cap) {
         size_t cap = p->hb_cap ? p->hb_cap : 1024;
         while (cap < p->hb_len + n)
@@ -199,9 +201,12 @@ static int on_header_field_complete(llhttp_t *l)
     return 0;
 }
 
-/* The byte before `at`, which may have come in the previous feed. */
+/* The last byte before `at` that is not SP or HTAB (llhttp skips the whitespace of a fold
+ * before an empty first value), which may have come in an earlier feed. */
 static char byte_before(const aigw_http_parser_t *p, const char *at)
 {
+    while (at > p->feed_start && (at[-1] == ' ' || at[-1] == '\t'))
+        at--;
     return at > p->feed_start ? at[-1] : p->prev_last;
 }
 
@@ -211,6 +216,8 @@ static int on_header_value(llhttp_t *l, const char *at, size_t n)
     size_t *h = p->hoff + (p->n_hdr - 1) * 4;
     /* A value piece that starts with whitespace right after a line end is obs-fold: joining
      * it is allowed by the RFC, rejecting it is simpler and what nginx does. */
+    if (n && h[3] == 0 && byte_before(p, at) == '\n')
+        return fail(p, 400);
     if (n && (at[0] == ' ' || at[0] == '\t') && byte_before(p, at) == '\n')
         return fail(p, 400);
     if (count_line(p, n))
@@ -282,7 +289,9 @@ static int on_headers_complete(llhttp_t *l)
     if (!(l->flags & (F_CONTENT_LENGTH | F_CHUNKED)))
         p->want_continue = 0;
     if (p->lim->buffer_body && (l->flags & F_CONTENT_LENGTH) && l->content_length) {
-        p->body_cap = (size_t)l->content_length;
+        /* Size the buffer for the announced body, but trust no more than 64 KB of it up
+         * front: the rest grows as bytes actually arrive. */
+        p->body_cap = l->content_length < 65536 ? (size_t)l->content_length : 65536;
         r->body = aigw_arena_alloc(&r->arena, p->body_cap + 1);
         if (!r->body)
             return fail(p, 500);
@@ -299,8 +308,11 @@ static int on_body(llhttp_t *l, const char *at, size_t n)
         return fail(p, 413);
     if (p->lim->buffer_body) {
         if (r->body_len + n > p->body_cap) {
+            size_t need = (size_t)r->body_len + n;
+            if (need < n || need > SIZE_MAX / 4)
+                return fail(p, 413);
             size_t cap = p->body_cap ? p->body_cap * 2 : 4096;
-            while (cap < r->body_len + n)
+            while (cap < need)
                 cap *= 2;
             char *nb = aigw_arena_alloc(&r->arena, cap + 1);
             if (!nb)
@@ -321,6 +333,10 @@ static int on_message_complete(llhttp_t *l)
     aigw_http_parser_t *p = P(l);
     if (p->req->body)
         p->req->body[p->req->body_len] = '\0';
+    /* Upgrade and CONNECT: the bytes after this message are another protocol, so the
+     * connection closes after the answer. */
+    if (l->upgrade)
+        p->upgrade = 1;
     return HPE_PAUSED;
 }
 
@@ -373,8 +389,12 @@ aigw_http_parse_result_t aigw_http_parser_feed(aigw_http_parser_t *p, const char
         p->started = 1;
     p->feed_start = data;
     llhttp_errno_t e = llhttp_execute(&p->llh, data, len);
-    if (len)
-        p->prev_last = data[len - 1];
+    for (size_t i = len; i > 0; i--) {
+        if (data[i - 1] != ' ' && data[i - 1] != '\t') {
+            p->prev_last = data[i - 1];
+            break;
+        }
+    }
     switch (e) {
     case HPE_OK:
         *consumed = len;

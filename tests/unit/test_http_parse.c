@@ -1,9 +1,6 @@
 /* tests/unit/test_http_parse.c: the llhttp glue (aigwd/http/parse.c): accumulation into the
  * arena, split input, pipelining, bodies, limits, smuggling checks, EOF, status texts.
- *
- * Tests for known bugs in parse.c are compiled only with -DAIGW_TEST_PARSE_KNOWN_BUGS (they
- * assert the correct behaviour and fail, or crash under ASan, until parse.c is fixed); see
- * the "Known bugs" section at the end. */
+ * The "Regressions" section at the end holds the bugs the fuzzer and review found. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -927,10 +924,7 @@ static void status_messages(void **state)
     assert_string_equal(aigw_http_reason(799), "Unknown");
 }
 
-/* ---- Known bugs (compiled with -DAIGW_TEST_PARSE_KNOWN_BUGS) ------------------------------
- * Each asserts the correct behaviour; they are out of the group until parse.c is fixed.
- * Build them: add -DAIGW_TEST_PARSE_KNOWN_BUGS to CMAKE_C_FLAGS. */
-#ifdef AIGW_TEST_PARSE_KNOWN_BUGS
+/* ---- Regressions ------------------------------------------------------------------------ */
 
 /* BUG 1: an Upgrade (or CONNECT) request never sets p->upgrade. on_message_complete returns
  * HPE_PAUSED, which llhttp reports instead of HPE_PAUSED_UPGRADE, so feed returns DONE with
@@ -1008,7 +1002,7 @@ static void bug_connect_empty_target(void **state)
     assert_true(f->p.err_status == 505 || f->p.err_status == 400);
 }
 
-#endif
+
 
 /* ---- main ------------------------------------------------------------------------------ */
 
@@ -1081,12 +1075,10 @@ int main(void)
         T(eof_half_request_line),
         T(eof_clean_boundary),
         cmocka_unit_test(status_messages),
-#ifdef AIGW_TEST_PARSE_KNOWN_BUGS
         T(bug_upgrade_sets_flag),
         T(bug_obs_fold_after_empty_value_400),
         T(bug_huge_content_length_buffered),
         T(bug_connect_empty_target),
-#endif
     };
     return cmocka_run_group_tests_name("http_parse", tests, NULL, NULL);
 }
