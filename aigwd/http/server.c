@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,7 @@ struct aigw_http_conn {
     int pending_writes;
     size_t pending_bytes;
     uint64_t last_activity;      /* uv_now of the last read or write progress */
+    uint64_t timer_due;          /* when the armed timer fires (uv_now clock) */
     uint64_t state_since;        /* uv_now when the current state began */
 
     SSL *ssl;
@@ -108,7 +110,11 @@ void aigw_http_stats_sum(aigw_http_stats_total_t *t)
     t->workers = n;
 }
 
-#define STAT_ADD(w, f, v) atomic_fetch_add_explicit(&(w)->stats->f, (v), memory_order_relaxed)
+/* One writer per counter (its worker): a relaxed load and store, no locked instruction. */
+#define STAT_ADD(w, f, v)                                                                      \
+    atomic_store_explicit(&(w)->stats->f,                                                      \
+                          atomic_load_explicit(&(w)->stats->f, memory_order_relaxed) + (v),    \
+                          memory_order_relaxed)
 
 /* Moves c to state s, keeping the reading/writing/waiting gauges in step. */
 static void set_state(aigw_http_conn_t *c, conn_state_t s)
@@ -131,6 +137,31 @@ static void set_state(aigw_http_conn_t *c, conn_state_t s)
     c->state_since = uv_now(c->w->loop);
 }
 
+/* "HTTP/1.1 404 Not Found\r\n", from a table built once for 100..599. */
+static struct status_line {
+    unsigned char len;
+    char text[64];
+} status_lines[500];
+static pthread_once_t status_once = PTHREAD_ONCE_INIT;
+
+static void build_status_lines(void)
+{
+    for (int s = 100; s < 600; s++) {
+        struct status_line *l = &status_lines[s - 100];
+        int n = snprintf(l->text, sizeof(l->text), "HTTP/1.1 %d %s\r\n", s, aigw_http_reason(s));
+        l->len = (unsigned char)(n > 0 && (size_t)n < sizeof(l->text) ? n : 0);
+    }
+}
+
+static size_t put_status_line(char *buf, int status)
+{
+    if (status < 100 || status > 599)
+        status = 500;
+    const struct status_line *l = &status_lines[status - 100];
+    memcpy(buf, l->text, l->len);
+    return l->len;
+}
+
 /* ---- worker -------------------------------------------------------------------------- */
 
 static uint64_t rid_next(aigw_http_worker_t *w)
@@ -144,19 +175,26 @@ static uint64_t rid_next(aigw_http_worker_t *w)
     return w->rid_s[1] + s0;
 }
 
-static void make_request_id(aigw_http_worker_t *w, char out[33])
+static void put_hex64(char *o, uint64_t v)
 {
     static const char hex[] = "0123456789abcdef";
-    uint64_t a = rid_next(w), b = rid_next(w);
-    for (int i = 0; i < 16; i++) {
-        out[i] = hex[(a >> (i * 4)) & 15];
-        out[16 + i] = hex[(b >> (i * 4)) & 15];
+    for (int i = 0; i < 8; i++) {
+        unsigned byte = (unsigned)(v >> (i * 8)) & 0xff;
+        o[2 * i] = hex[byte >> 4];
+        o[2 * i + 1] = hex[byte & 15];
     }
+}
+
+static void make_request_id(aigw_http_worker_t *w, char out[33])
+{
+    put_hex64(out, rid_next(w));
+    put_hex64(out + 16, rid_next(w));
     out[32] = '\0';
 }
 
 int aigw_http_worker_init(aigw_http_worker_t *w, uv_loop_t *loop, const char *name)
 {
+    pthread_once(&status_once, build_status_lines);
     memset(w, 0, sizeof(*w));
     w->loop = loop;
     w->name = name;
@@ -383,6 +421,7 @@ static void on_timer(uv_timer_t *t)
         return;
     uint64_t now = uv_now(c->w->loop), dl = deadline_of(c);
     if (now < dl) {
+        c->timer_due = dl;
         uv_timer_start(&c->timer, on_timer, dl - now, 0);
         return;
     }
@@ -395,9 +434,14 @@ static void on_timer(uv_timer_t *t)
     respond_error_and_close(c, 408);
 }
 
+/* Deadlines mostly move later, so the timer is restarted only when the new one is earlier
+ * than the armed one; a timer that fires early just re-arms for what is left. */
 static void arm_timer(aigw_http_conn_t *c)
 {
     uint64_t now = uv_now(c->w->loop), dl = deadline_of(c);
+    if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_due <= dl)
+        return;
+    c->timer_due = dl > now ? dl : now;
     uv_timer_start(&c->timer, on_timer, dl > now ? dl - now : 0, 0);
 }
 
@@ -414,6 +458,7 @@ static size_t put(char *p, const char *s, size_t n)
 static void finish_request(aigw_http_conn_t *c);
 
 static void access_log(aigw_http_conn_t *c);
+
 
 void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_header_t *h,
                        size_t nh, const char *body, size_t len)
@@ -441,12 +486,7 @@ void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_he
         return;
     }
     update_date(w);
-    size_t n = PUT_LIT(buf, "HTTP/1.1 ");
-    n += aigw_u64_to_dec(buf + n, (unsigned)status);
-    buf[n++] = ' ';
-    const char *reason = aigw_http_reason(status);
-    n += put(buf + n, reason, strlen(reason));
-    n += PUT_LIT(buf + n, "\r\n");
+    size_t n = put_status_line(buf, status);
     n += put(buf + n, w->date, w->date_len);
     for (size_t i = 0; i < nh; i++) {
         n += put(buf + n, h[i].name.p, h[i].name.n);
@@ -879,6 +919,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     /* A new connection has the header timeout from its first moment, as nginx. */
     c->state_since = uv_now(w->loop);
+    c->timer_due = c->state_since + HEADER_TIMEOUT_MS;
     uv_timer_start(&c->timer, on_timer, HEADER_TIMEOUT_MS, 0);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
         conn_close(c);
