@@ -551,10 +551,18 @@ static int probe_listen(const aigw_listen_list_t *ll, char *err, size_t errlen)
 
 /* Two listeners on one port would both succeed with SO_REUSEPORT and share its connections:
  * refuse it, as nginx refuses a duplicate listen. Wildcard addresses overlap every address. */
-static int check_distinct(const aigw_conf_t *c, char *err, size_t errlen)
+static int check_listeners(const aigw_conf_t *c, char *err, size_t errlen)
 {
     const aigw_listen_list_t *ls[3] = { &c->proxy_listen, &c->admin_listen, &c->status_listen };
     const char *names[3] = { "proxy_listen", "admin_listen", "status_listen" };
+    for (int a = 0; a < 3; a++)
+        for (size_t i = 0; i < ls[a]->n; i++)
+            if (ls[a]->v[i].proxy_protocol) {
+                /* Refused rather than ignored: a PROXY header would be read as a bad request. */
+                snprintf(err, errlen, "cannot listen on %s:%d (%s): the proxy_protocol flag is "
+                         "not supported yet", ls[a]->v[i].addr, ls[a]->v[i].port, names[a]);
+                return -1;
+            }
     for (int a = 0; a < 3; a++)
         for (size_t i = 0; i < ls[a]->n; i++)
             for (int b = a; b < 3; b++)
@@ -625,7 +633,7 @@ static void reload(node_t *n)
         return;
     }
     SSL_CTX *ctx[AIGW_SVC_COUNT];
-    if (check_distinct(&nc->conf, err, sizeof(err)) != 0) {
+    if (check_listeners(&nc->conf, err, sizeof(err)) != 0) {
         AIGW_LOG(AIGW_LOG_ERR, "reload failed, still running the previous configuration: %s",
                  err);
         aigw_cfg_release(nc);
@@ -819,7 +827,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
     }
     if (prepare_prefix(c, err, sizeof(err)) != 0 ||
         node_id_load(c->prefix, n->node_id, err, sizeof(err)) != 0 ||
-        check_distinct(c, err, sizeof(err)) != 0 ||
+        check_listeners(c, err, sizeof(err)) != 0 ||
         build_ctxs(c, n->ctx, err, sizeof(err)) != 0 ||
         probe_listen(&c->proxy_listen, err, sizeof(err)) != 0 ||
         probe_listen(&c->admin_listen, err, sizeof(err)) != 0 ||
