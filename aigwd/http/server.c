@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include "http/errpage.h"
 #include "http/server.h"
 
 #define HEADER_TIMEOUT_MS 60000    /* nginx client_header_timeout */
@@ -527,35 +528,34 @@ void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_he
     finish_request(c);
 }
 
-void aigw_http_respond_error(aigw_http_req_t *req, int status, const char *message)
+static void respond_error(aigw_http_req_t *req, int status, const char *message,
+                          int use_content_type)
 {
-    /* error_handlers.lua's JSON template, byte for byte. */
-    static const char a[] = "{\n  \"message\":\"";
-    static const char b[] = "\",\n  \"request_id\":\"";
-    static const char e[] = "\"\n}";
     if (!message)
         message = aigw_http_status_message(status);
-    size_t ml = strlen(message);
-    char *body = aigw_arena_alloc(&req->arena, sizeof(a) + sizeof(b) + sizeof(e) + ml + 32);
+    aigw_errpage_format_t f = aigw_errpage_negotiate(req, use_content_type);
+    size_t cap = AIGW_ERRPAGE_MAX(strlen(message));
+    char *body = aigw_arena_alloc(&req->arena, cap);
     if (!body) {
         conn_close(req->conn);
         return;
     }
-    size_t n = put(body, a, sizeof(a) - 1);
-    n += put(body + n, message, ml);
-    n += put(body + n, b, sizeof(b) - 1);
-    n += put(body + n, req->request_id, 32);
-    n += put(body + n, e, sizeof(e) - 1);
+    size_t n = aigw_errpage_render(f, message, req->request_id, body, cap);
     char lat[24];
     size_t ln = aigw_u64_to_dec(lat, (uv_hrtime() - req->start_ns) / 1000000);
     aigw_http_resp_header_t h[2] = {
-        { AIGW_STR("Content-Type"), AIGW_STR("application/json; charset=utf-8") },
+        { AIGW_STR("Content-Type"), aigw_errpage_content_type(f) },
         { AIGW_STR("X-Kong-Response-Latency"), { lat, ln } },
     };
     /* Kong adds X-Kong-Response-Latency to the responses it generates itself. */
     size_t nh = (req->conn && req->conn->kind == AIGW_SVC_PROXY &&
                  (aigw_http_req_headers(req) & AIGW_HDR_RESPONSE_LATENCY)) ? 2 : 1;
     aigw_http_respond(req, status == 494 ? 400 : status, h, nh, body, n);
+}
+
+void aigw_http_respond_error(aigw_http_req_t *req, int status, const char *message)
+{
+    respond_error(req, status, message, 0);   /* kong.response.error */
 }
 
 unsigned aigw_http_req_headers(const aigw_http_req_t *req)
@@ -642,7 +642,7 @@ static void respond_error_and_close(aigw_http_conn_t *c, int status)
     if (c->state != CONN_HANDLING)
         set_state(c, CONN_HANDLING);
     STAT_ADD(c->w, total_requests, 1);
-    aigw_http_respond_error(r, status, NULL);
+    respond_error(r, status, NULL, 1);   /* error_handlers.lua */
 }
 
 static void dispatch(aigw_http_conn_t *c)

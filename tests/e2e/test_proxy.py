@@ -137,3 +137,16 @@ def test_configured_certificate(aigw, tmp_path, var_prefix):
 def test_still_alive(gw):
     assert gw.alive()
     assert get(gw.admin_url + "/status").status_code == 200
+
+
+def test_error_format_follows_accept(gw):
+    """kong.response.error answers in the format the Accept header asks for."""
+    r = get(gw.proxy_url + "/html", headers={"Accept": "text/html,application/xml;q=0.9"})
+    assert r.status_code == 404
+    assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert "<p>no Route matched with those values.</p>" in r.text
+    r = get(gw.proxy_url + "/plain", headers={"Accept": "text/plain"})
+    assert r.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert r.text.startswith("no Route matched with those values\nrequest_id: ")
+    r = get(gw.proxy_url + "/xml", headers={"Accept": "application/xml"})
+    assert "<message>no Route matched with those values</message>" in r.text
