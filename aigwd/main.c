@@ -192,19 +192,8 @@ static int cmd_stop(int argc, char **argv)
 
 static int cmd_reload(int argc, char **argv)
 {
-    /* Validate first, as `kong reload` does: a bad file is reported here, not only in the
-     * running node's error log. */
-    opts_t o;
-    int r = parse_opts(find("reload"), argc, argv, &o, 0, 0);
-    if (r)
-        return r > 0 ? 0 : 2;
-    aigw_conf_t c;
-    char err[1024];
-    if (aigw_conf_load(&c, o.conf, o.prefix, environ, NULL, NULL, err, sizeof(err)) != 0) {
-        fprintf(stderr, "aigwd: %s\n", err);
-        return 1;
-    }
-    aigw_conf_free(&c);
+    /* signal_running() loads the configuration to find the prefix, so a bad file is reported
+     * here (as `kong reload` does), not only in the running node's error log. */
     return signal_running("reload", argc, argv, SIGHUP);
 }
 

@@ -61,6 +61,17 @@ def free_ports(n):
             s.close()
 
 
+def port_refused(port):
+    """True when nothing accepts on 127.0.0.1:port. A connection the kernel queued on a
+    listener that is then closed is reset: that counts as refused too."""
+    try:
+        s = socket.create_connection((LOCAL, port), timeout=1)
+    except (ConnectionRefusedError, ConnectionResetError):
+        return True
+    s.close()
+    return False
+
+
 def repo_root():
     src = os.environ.get("AIGW_SOURCE_DIR")
     if src:

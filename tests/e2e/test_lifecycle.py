@@ -6,7 +6,7 @@ import socket
 import time
 from pathlib import Path
 
-from aigwtest import (LOCAL, NO_ROUTE, RawConn, default_listen_env, get, pid_alive,
+from aigwtest import (port_refused, LOCAL, NO_ROUTE, RawConn, default_listen_env, get, pid_alive,
                       wait_until)
 
 
@@ -51,14 +51,6 @@ def test_daemon_mode(aigw_run):
     assert not (Path(prefix) / "pids" / "aigwd.pid").exists()
 
 
-def _refused(port):
-    try:
-        s = socket.create_connection((LOCAL, port), timeout=1)
-    except (ConnectionRefusedError, ConnectionResetError):
-        # A connection the kernel queued on a listener that is then closed is reset.
-        return True
-    s.close()
-    return False
 
 
 def test_sigterm_finishes_inflight_request(aigw):
@@ -73,7 +65,7 @@ def test_sigterm_finishes_inflight_request(aigw):
         t0 = time.monotonic()
         refused = False
         while time.monotonic() - t0 < 0.7:
-            if _refused(gw.ports["proxy"]):
+            if port_refused(gw.ports["proxy"]):
                 refused = True
                 break
             time.sleep(0.05)

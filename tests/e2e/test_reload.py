@@ -5,31 +5,24 @@ import signal
 import socket
 import subprocess
 
-from aigwtest import (LOCAL, NO_ROUTE, free_ports, get, make_self_signed, peer_cert_der,
+from aigwtest import (port_refused, LOCAL, NO_ROUTE, free_ports, get, make_self_signed, peer_cert_der,
                       pem_certs_der, wait_until)
 
 
-def _refused(port):
-    try:
-        s = socket.create_connection((LOCAL, port), timeout=1)
-    except (ConnectionRefusedError, ConnectionResetError):
-        return True
-    s.close()
-    return False
 
 
 def test_reload_rebinds_changed_listeners(aigw):
     p1, p2, adm = free_ports(3)
     gw = aigw(conf=f"proxy_listen = {LOCAL}:{p1}\nadmin_listen = {LOCAL}:{adm}\n")
     assert get(f"http://{LOCAL}:{p1}/x").status_code == 404
-    assert _refused(p2)
+    assert port_refused(p2)
     with open(gw.conf_path, "w") as f:
         f.write(f"proxy_listen = {LOCAL}:{p2}\nadmin_listen = {LOCAL}:{adm}\n")
     gw.send_signal(signal.SIGHUP)
-    wait_until(lambda: not _refused(p2), 5, what="the new proxy port to listen")
+    wait_until(lambda: not port_refused(p2), 5, what="the new proxy port to listen")
     r = get(f"http://{LOCAL}:{p2}/x")
     assert r.status_code == 404 and r.json()["message"] == NO_ROUTE
-    wait_until(lambda: _refused(p1), 5, what="the old proxy port to close")
+    wait_until(lambda: port_refused(p1), 5, what="the old proxy port to close")
     assert gw.alive()
 
 
