@@ -16,15 +16,17 @@ struct aigw_store_probe {
 
 static PGconn *pg_connect(const aigw_conf_t *c)
 {
-    char port[16], timeout[16];
+    char port[16], timeout[16], options[64];
     snprintf(port, sizeof(port), "%d", c->pg_port);
     int secs = (c->pg_timeout + 999) / 1000;
     snprintf(timeout, sizeof(timeout), "%d", secs < 1 ? 1 : secs);
+    /* pg_timeout bounds statements too: a hung server must not hang the admin thread. */
+    snprintf(options, sizeof(options), "-c statement_timeout=%d", c->pg_timeout);
     const char *keys[] = { "host", "port", "user", "password", "dbname", "sslmode",
-                           "connect_timeout", "application_name", NULL };
+                           "connect_timeout", "application_name", "options", NULL };
     const char *vals[] = { c->pg_host, port, c->pg_user, c->pg_password ? c->pg_password : "",
                            c->pg_database, c->pg_ssl ? "require" : "disable", timeout, "aigw",
-                           NULL };
+                           options, NULL };
     return PQconnectdbParams(keys, vals, 0);
 }
 
