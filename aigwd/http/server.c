@@ -68,6 +68,7 @@ struct aigw_http_conn {
 
     SSL *ssl;
     int tls_ready;
+    int plain_on_tls;            /* an HTTP request arrived on a TLS listener */
 
     char *rbuf;                  /* from the worker pool, or NULL */
     size_t rlen, rpos;
@@ -413,7 +414,7 @@ static uint64_t deadline_of(const aigw_http_conn_t *c)
     }
 }
 
-static void respond_error_and_close(aigw_http_conn_t *c, int status);
+static void respond_error_and_close(aigw_http_conn_t *c, int status, const char *message);
 
 static void on_timer(uv_timer_t *t)
 {
@@ -432,7 +433,7 @@ static void on_timer(uv_timer_t *t)
         return;
     }
     /* A client too slow to send its request: 408, as nginx logs it. */
-    respond_error_and_close(c, 408);
+    respond_error_and_close(c, 408, NULL);
 }
 
 /* Deadlines mostly move later, so the timer is restarted only when the new one is earlier
@@ -630,7 +631,7 @@ static void finish_request(aigw_http_conn_t *c)
         resume_input(c);   /* an asynchronous answer: go on with what we already hold */
 }
 
-static void respond_error_and_close(aigw_http_conn_t *c, int status)
+static void respond_error_and_close(aigw_http_conn_t *c, int status, const char *message)
 {
     aigw_http_req_t *r = &c->req;
     if (!r->request_id[0])
@@ -642,11 +643,16 @@ static void respond_error_and_close(aigw_http_conn_t *c, int status)
     if (c->state != CONN_HANDLING)
         set_state(c, CONN_HANDLING);
     STAT_ADD(c->w, total_requests, 1);
-    respond_error(r, status, NULL, 1);   /* error_handlers.lua */
+    respond_error(r, status, message, 1);   /* error_handlers.lua */
 }
 
 static void dispatch(aigw_http_conn_t *c)
 {
+    if (c->plain_on_tls) {
+        /* nginx's answer to plain HTTP on a TLS port (497), as a Kong-shaped 400. */
+        respond_error_and_close(c, 400, "The plain HTTP request was sent to HTTPS port");
+        return;
+    }
     aigw_http_service_t *svc = &c->w->svc[c->kind];
     set_state(c, CONN_HANDLING);
     c->in_request = 1;
@@ -685,7 +691,7 @@ static void process_input(aigw_http_conn_t *c)
         if (r == AIGW_HTTP_PARSE_ERROR) {
             c->rpos = c->rlen;
             if (c->parser.err_status)
-                respond_error_and_close(c, c->parser.err_status);
+                respond_error_and_close(c, c->parser.err_status, NULL);
             else
                 conn_close(c);
             return;
@@ -770,11 +776,19 @@ static void tls_pump(aigw_http_conn_t *c)
         if (r != 1) {
             int e = SSL_get_error(c->ssl, r);
             if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                const char *why = ERR_reason_error_string(ERR_peek_last_error());
                 AIGW_LOG(AIGW_LOG_INFO, "TLS handshake with %s failed: %s", c->peer_ip,
-                         ERR_reason_error_string(ERR_peek_last_error())
-                             ? ERR_reason_error_string(ERR_peek_last_error())
-                             : "peer closed");
-                conn_close(c);
+                         why ? why : "peer closed");
+                /* Let the alert OpenSSL wrote reach the client, then close. */
+                SSL_free(c->ssl);
+                c->ssl = NULL;
+                if (c->pending_writes) {
+                    c->close_after = 1;
+                    set_state(c, CONN_LINGERING);
+                    arm_timer(c);
+                } else {
+                    conn_close(c);
+                }
             }
             return;
         }
@@ -838,6 +852,25 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->last_activity = uv_now(c->w->loop);
     if (c->state == CONN_LINGERING)
         return;   /* discarded */
+    if (c->ssl && !c->tls_ready && !c->plain_on_tls && c->rlen == 0 &&
+        BIO_ctrl_pending(SSL_get_rbio(c->ssl)) == 0 && buf->base[0] >= 'A' &&
+        buf->base[0] <= 'Z') {
+        /* A TLS record starts with 0x16; a request line with a method: plain HTTP. Parse
+         * it as such so the client gets a readable answer. */
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        c->plain_on_tls = 1;
+        c->rbuf = buf_get(c->w);
+        if (!c->rbuf) {
+            conn_close(c);
+            return;
+        }
+        c->rpos = 0;
+        c->rlen = (size_t)nread < AIGW_HTTP_RBUF ? (size_t)nread : AIGW_HTTP_RBUF;
+        memcpy(c->rbuf, buf->base, c->rlen);
+        process_input(c);
+        return;
+    }
     if (c->ssl) {
         BIO_write(SSL_get_rbio(c->ssl), buf->base, (int)nread);
         tls_pump(c);

@@ -150,3 +150,14 @@ def test_error_format_follows_accept(gw):
     assert r.text.startswith("no Route matched with those values\nrequest_id: ")
     r = get(gw.proxy_url + "/xml", headers={"Accept": "application/xml"})
     assert "<message>no Route matched with those values</message>" in r.text
+
+
+def test_plain_http_on_tls_port(gw):
+    """Plain HTTP sent to the TLS port gets a readable 400 (nginx's 497), then a close."""
+    r = get(f"http://127.0.0.1:{gw.ports['proxy_ssl']}/x")
+    assert r.status_code == 400
+    assert r.json()["message"] == "The plain HTTP request was sent to HTTPS port"
+    assert r.headers.get("Connection", "").lower() == "close"
+    # The TLS port still speaks TLS to everyone else.
+    r = get(gw.proxy_ssl_url + "/y", verify=False)
+    assert r.status_code == 404
