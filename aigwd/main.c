@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "core/conf.h"
 #include "core/daemon.h"
+#include "store/migrate_cli.h"
 
 extern char **environ;
 
@@ -34,6 +35,8 @@ static const command_t commands[] = {
       "re-read the configuration and certificates of the running aigwd (SIGHUP)", cmd_reload },
     { "health", "[-c FILE] [-p PREFIX]", "tell whether aigwd is running in PREFIX", cmd_health },
     { "check", "FILE", "validate a configuration file", cmd_check },
+    { "migrations", "bootstrap|up|list|reset [--yes] [-c FILE] [-p PREFIX]",
+      "prepare or upgrade the database (SQLite or PostgreSQL)", aigw_migrations_cli },
     { "version", "", "print the version", cmd_version },
 };
 

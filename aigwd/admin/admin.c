@@ -5,9 +5,13 @@
 #include <unistd.h>
 #include <jansson.h>
 #include "admin/admin.h"
+#include "admin/respond.h"
 #include "core/log.h"
 #include "http/server.h"
-#include "store/ping.h"
+#include "admin/api.h"
+#include "schema/schema.h"
+#include "snapshot/snapshot.h"
+#include "store/store.h"
 
 /* The Kong Admin API level aigw implements: what decK and Kong Manager read from GET /. */
 #define KONG_API_VERSION "3.9.1"
@@ -16,9 +20,28 @@ struct aigw_admin {
     const aigw_conf_t *conf;
     char node_id[40];
     char hostname[256];
-    aigw_store_probe_t *probe;
-    aigw_db_t probe_kind;
+    aigw_api_t api;              /* api.store: opened lazily, reopened after a failure */
+    aigw_db_t store_kind;
 };
+
+/* The store, (re)opened on demand: a database that was down may be back. NULL if not. */
+static aigw_store_t *store_of(aigw_admin_t *a)
+{
+    if (a->conf->database == AIGW_DB_OFF)
+        return NULL;
+    if (a->api.store && a->store_kind != a->conf->database) {
+        aigw_store_close(a->api.store);
+        a->api.store = NULL;
+    }
+    if (!a->api.store) {
+        char err[512];
+        a->api.store = aigw_store_open(a->conf, err, sizeof(err));
+        a->store_kind = a->conf->database;
+        if (!a->api.store)
+            AIGW_LOG(AIGW_LOG_ERR, "database unreachable: %s", err);
+    }
+    return a->api.store;
+}
 
 aigw_admin_t *aigw_admin_new(const aigw_conf_t *conf, const char *node_id, const char *hostname)
 {
@@ -26,6 +49,7 @@ aigw_admin_t *aigw_admin_new(const aigw_conf_t *conf, const char *node_id, const
     if (!a)
         return NULL;
     a->conf = conf;
+    a->api.conf = conf;
     aigw_strlcpy(a->node_id, node_id, sizeof(a->node_id));
     aigw_strlcpy(a->hostname, hostname, sizeof(a->hostname));
     return a;
@@ -34,58 +58,21 @@ aigw_admin_t *aigw_admin_new(const aigw_conf_t *conf, const char *node_id, const
 void aigw_admin_set_conf(aigw_admin_t *a, const aigw_conf_t *conf)
 {
     a->conf = conf;
+    a->api.conf = conf;
+}
+
+void aigw_admin_on_change(aigw_admin_t *a, void (*fn)(void *ud), void *ud)
+{
+    a->api.on_change = fn;
+    a->api.on_change_ud = ud;
 }
 
 void aigw_admin_free(aigw_admin_t *a)
 {
     if (!a)
         return;
-    aigw_store_probe_close(a->probe);
+    aigw_store_close(a->api.store);
     free(a);
-}
-
-/* ---- responses ------------------------------------------------------------------------- */
-
-static void respond_json(aigw_http_req_t *req, int status, json_t *body)
-{
-    char lat[24];
-    uint64_t ms = (uv_hrtime() - req->start_ns) / 1000000;
-    size_t ln = aigw_u64_to_dec(lat, ms);
-    aigw_http_resp_header_t h[4] = {
-        { AIGW_STR("Content-Type"), AIGW_STR("application/json; charset=utf-8") },
-        { AIGW_STR("Access-Control-Allow-Origin"), AIGW_STR("*") },
-        { AIGW_STR("X-Kong-Admin-Latency"), { lat, ln } },
-    };
-    size_t nh = (aigw_http_req_headers(req) & AIGW_HDR_ADMIN_LATENCY) ? 3 : 2;
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
-    if (body && !text) {
-        aigw_http_respond_error(req, 500, NULL);
-        return;
-    }
-    aigw_http_respond(req, status, h, nh, text, text ? strlen(text) : 0);
-    free(text);
-}
-
-static void respond_message(aigw_http_req_t *req, int status, const char *msg)
-{
-    json_t *o = json_pack("{s:s}", "message", msg);
-    respond_json(req, status, o);
-    json_decref(o);
-}
-
-/* OPTIONS on a known path (api_helpers.lua cors + Allow). */
-static void respond_options(aigw_http_req_t *req, const char *methods)
-{
-    const aigw_http_header_t *rh =
-        aigw_http_req_header(req, AIGW_STR("access-control-request-headers"));
-    aigw_http_resp_header_t h[4] = {
-        { AIGW_STR("Allow"), aigw_str_c(methods) },
-        { AIGW_STR("Access-Control-Allow-Methods"), aigw_str_c(methods) },
-        { AIGW_STR("Access-Control-Allow-Headers"),
-          rh ? rh->value : AIGW_STR("Content-Type") },
-        { AIGW_STR("Access-Control-Allow-Origin"), AIGW_STR("*") },
-    };
-    aigw_http_respond(req, 204, h, 4, NULL, 0);
 }
 
 /* ---- query arguments --------------------------------------------------------------------- */
@@ -116,6 +103,20 @@ static void handle_root(aigw_admin_t *a, aigw_http_req_t *req)
     aigw_http_stats_total_t st;
     aigw_http_stats_sum(&st);
     json_t *conf = a->conf->effective ? json_deep_copy(a->conf->effective) : json_object();
+    json_t *available = json_object();
+    for (const aigw_plugin_schema_t *const *p = aigw_plugins; *p; p++)
+        json_object_set_new(available, (*p)->name,
+                            json_pack("{s:s, s:i}", "version", (*p)->version, "priority",
+                                      (*p)->priority));
+    json_t *enabled = NULL;
+    aigw_store_t *st0 = store_of(a);
+    if (st0) {
+        aigw_db_error_t err = { 0 };
+        enabled = aigw_store_plugin_names(st0, &err);
+        aigw_db_error_clear(&err);
+    }
+    if (!enabled)
+        enabled = json_array();
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{s:i, s:I}, s:{s:o, s:o}, s:o, s:{s:i}}",
                           "tagline", "Welcome to aigw",
                           "version", KONG_API_VERSION,
@@ -123,8 +124,8 @@ static void handle_root(aigw_admin_t *a, aigw_http_req_t *req)
                           "edition", "community",
                           "hostname", a->hostname,
                           "timers", "running", 0, "pending", (json_int_t)st.active,
-                          "plugins", "available_on_server", json_object(),
-                          "enabled_in_cluster", json_array(),
+                          "plugins", "available_on_server", available,
+                          "enabled_in_cluster", enabled,
                           "configuration", conf,
                           "pids", "master", (int)getpid());
     if (!o) {
@@ -132,7 +133,7 @@ static void handle_root(aigw_admin_t *a, aigw_http_req_t *req)
         return;
     }
     json_object_set_new(o, "node_id", json_string(a->node_id));
-    respond_json(req, 200, o);
+    aigw_admin_respond_json(req, 200, o);
     json_decref(o);
 }
 
@@ -174,7 +175,7 @@ static void handle_status(aigw_admin_t *a, aigw_http_req_t *req)
     aigw_str_t v;
     if (query_arg(req, "unit", &v)) {
         if (v.n != 1 || !strchr("bkmgBKMG", v.p[0])) {
-            respond_message(req, 400, "invalid unit 'unit' (expected 'k/K', 'm/M', or 'g/G')");
+            aigw_admin_respond_message(req, 400, "invalid unit 'unit' (expected 'k/K', 'm/M', or 'g/G')");
             return;
         }
         unit = (char)(v.p[0] | 0x20);
@@ -182,7 +183,7 @@ static void handle_status(aigw_admin_t *a, aigw_http_req_t *req)
     if (query_arg(req, "scale", &v)) {
         unsigned long long s;
         if (aigw_str_to_u64(v, 20, &s) != 0) {
-            respond_message(req, 400, "invalid scale");
+            aigw_admin_respond_message(req, 400, "invalid scale");
             return;
         }
         scale = (int)s;
@@ -202,20 +203,15 @@ static void handle_status(aigw_admin_t *a, aigw_http_req_t *req)
                                "request_arenas", mem_value(st.arena_bytes, unit, scale),
                                "workers", (json_int_t)st.workers);
     json_t *o = json_pack("{s:o, s:o}", "server", server, "memory", memory);
+    char chash[33];
+    aigw_snapshot_config_hash(chash);
+    json_object_set_new(o, "configuration_hash", json_string(chash));
     if (a->conf->database != AIGW_DB_OFF) {
-        /* Reconnect lazily: a database that was down at the last ping may be back. */
-        if (!a->probe || a->probe_kind != a->conf->database) {
-            char err[512];
-            aigw_store_probe_close(a->probe);
-            a->probe = aigw_store_probe_open(a->conf, err, sizeof(err));
-            a->probe_kind = a->conf->database;
-            if (!a->probe)
-                AIGW_LOG(AIGW_LOG_ERR, "database unreachable: %s", err);
-        }
-        int ok = aigw_store_probe_ping(a->probe);
+        aigw_store_t *store = store_of(a);
+        int ok = store && aigw_store_ping(store);
         json_object_set_new(o, "database", json_pack("{s:b}", "reachable", ok));
     }
-    respond_json(req, 200, o);
+    aigw_admin_respond_json(req, 200, o);
     json_decref(o);
 }
 
@@ -251,12 +247,17 @@ static void serve(aigw_admin_t *a, aigw_http_req_t *req, int status_only)
         if (req->method == HTTP_GET || req->method == HTTP_HEAD)
             r->get(a, req);
         else if (req->method == HTTP_OPTIONS)
-            respond_options(req, r->allow);
+            aigw_admin_respond_options(req, r->allow);
         else
-            respond_message(req, 405, "Method not allowed");
+            aigw_admin_respond_message(req, 405, "Method not allowed");
         return;
     }
-    respond_message(req, 404, "Not found");
+    if (!status_only) {
+        store_of(a);
+        if (aigw_api_handle(&a->api, req))
+            return;
+    }
+    aigw_admin_respond_message(req, 404, "Not found");
 }
 
 void aigw_admin_handle(aigw_http_req_t *req, void *ud)
@@ -267,4 +268,36 @@ void aigw_admin_handle(aigw_http_req_t *req, void *ud)
 void aigw_admin_handle_status_listener(aigw_http_req_t *req, void *ud)
 {
     serve(ud, req, 1);
+}
+
+int aigw_admin_snapshot(aigw_admin_t *a)
+{
+    aigw_store_t *st = store_of(a);
+    if (!st)
+        return -1;
+    aigw_db_error_t err = { 0 };
+    long long version = 0;
+    if (aigw_store_version(st, &version, &err) != 0) {
+        AIGW_LOG(AIGW_LOG_ERR, "snapshot: %s", err.message);
+        aigw_db_error_clear(&err);
+        return -1;
+    }
+    aigw_snapshot_t *cur = aigw_snapshot_current();
+    int same = cur && cur->version == version;
+    aigw_snapshot_unref(cur);
+    if (same)
+        return 0;
+    uint64_t t0 = uv_hrtime();
+    aigw_snapshot_t *snap = aigw_snapshot_build(st, version, &err);
+    if (!snap) {
+        AIGW_LOG(AIGW_LOG_ERR, "snapshot: %s", err.message);
+        aigw_db_error_clear(&err);
+        return -1;
+    }
+    AIGW_LOG(AIGW_LOG_INFO, "configuration snapshot %lld: %zu entities, %zu bytes, %.1f ms, "
+             "sha256 %.16s", snap->version, snap->entities, snap->len,
+             (double)(uv_hrtime() - t0) / 1e6, snap->hash);
+    aigw_snapshot_publish(snap);
+    aigw_snapshot_unref(snap);
+    return 0;
 }

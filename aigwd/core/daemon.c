@@ -26,7 +26,8 @@
 #include "http/server.h"
 #include "http/tls.h"
 #include "proxy/proxy.h"
-#include "store/ping.h"
+#include "snapshot/snapshot.h"
+#include "store/store.h"
 
 #define DRAIN_TIMEOUT_MS 10000   /* in-flight requests get this long after SIGTERM */
 
@@ -48,6 +49,7 @@ typedef struct thread {
     uv_loop_t loop;
     uv_async_t async;
     uv_timer_t drain_timer;
+    uv_timer_t snap_timer;       /* admin: debounces snapshot rebuilds after writes */
     aigw_http_worker_t http;
     aigw_cfg_t *cfg;             /* current, one reference */
     aigw_admin_t *admin;         /* admin thread only */
@@ -325,6 +327,22 @@ static void on_async(uv_async_t *a)
     }
 }
 
+#define SNAPSHOT_DEBOUNCE_MS 50
+
+static void on_snap_timer(uv_timer_t *tm)
+{
+    thread_t *t = tm->data;
+    aigw_admin_snapshot(t->admin);
+}
+
+/* A committed admin write: rebuild the snapshot at most SNAPSHOT_DEBOUNCE_MS later. */
+static void on_config_change(void *ud)
+{
+    thread_t *t = ud;
+    if (!uv_is_active((uv_handle_t *)&t->snap_timer))
+        uv_timer_start(&t->snap_timer, on_snap_timer, SNAPSHOT_DEBOUNCE_MS, 0);
+}
+
 static void *thread_main(void *arg)
 {
     thread_t *t = arg;
@@ -343,6 +361,8 @@ static void *thread_main(void *arg)
     }
     pthread_cond_broadcast(&n->cv);
     pthread_mutex_unlock(&n->mu);
+    if (ok && t->admin && t->cfg->conf.database != AIGW_DB_OFF)
+        aigw_admin_snapshot(t->admin);
     uv_run(&t->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -364,6 +384,8 @@ static int thread_init(node_t *n, thread_t *t, int is_admin, size_t idx)
     t->async.data = t;
     uv_timer_init(&t->loop, &t->drain_timer);
     t->drain_timer.data = t;
+    uv_timer_init(&t->loop, &t->snap_timer);
+    t->snap_timer.data = t;
     if (aigw_http_worker_init(&t->http, &t->loop, t->name) != 0)
         return -1;
     atomic_fetch_add(&n->cfg->refs, 1);
@@ -372,6 +394,7 @@ static int thread_init(node_t *n, thread_t *t, int is_admin, size_t idx)
         t->admin = aigw_admin_new(&t->cfg->conf, n->node_id, n->hostname);
         if (!t->admin)
             return -1;
+        aigw_admin_on_change(t->admin, on_config_change, t);
     }
     SSL_CTX *ctx[AIGW_SVC_COUNT];
     for (int k = 0; k < AIGW_SVC_COUNT; k++) {
@@ -582,6 +605,33 @@ static int check_listeners(const aigw_conf_t *c, char *err, size_t errlen)
                     return -1;
                 }
     return 0;
+}
+
+/* As `kong start`: the database must be reachable and its migrations complete. */
+static int check_store(const aigw_conf_t *c, char *err, size_t errlen)
+{
+    aigw_store_t *st = aigw_store_open(c, err, errlen);
+    if (!st)
+        return -1;
+    aigw_migration_state_t m = { 0 };
+    aigw_db_error_t e = { 0 };
+    int rc = 0;
+    if (aigw_store_migrations(st, &m, &e) != 0) {
+        snprintf(err, errlen, "%s", e.message);
+        rc = -1;
+    } else if (!m.bootstrapped) {
+        snprintf(err, errlen, "the %s database needs bootstrapping: run 'aigwd migrations "
+                 "bootstrap' first", aigw_store_kind(st));
+        rc = -1;
+    } else if (m.applied < m.total) {
+        snprintf(err, errlen, "%zu new migration(s) available for the %s database: run "
+                 "'aigwd migrations up' first", m.total - m.applied, aigw_store_kind(st));
+        rc = -1;
+    }
+    aigw_db_error_clear(&e);
+    aigw_migration_state_free(&m);
+    aigw_store_close(st);
+    return rc;
 }
 
 /* ---- signals ---------------------------------------------------------------------------- */
@@ -818,7 +868,6 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         return 1;
     }
     const aigw_conf_t *c = &n->cfg->conf;
-    aigw_store_probe_t *probe = NULL;
     long other = aigw_daemon_running_pid(c->prefix);
     if (other && other != (long)getpid()) {
         snprintf(err, sizeof(err), "aigwd is already running in %s (pid %ld)", c->prefix,
@@ -833,15 +882,8 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         probe_listen(&c->admin_listen, err, sizeof(err)) != 0 ||
         probe_listen(&c->status_listen, err, sizeof(err)) != 0)
         goto early_fail;
-    if (c->role == AIGW_ROLE_DATA_PLANE && c->database != AIGW_DB_OFF) {
-        /* A data plane holds no database (hybrid mode, as Kong). */
-    } else if (c->database != AIGW_DB_OFF) {
-        probe = aigw_store_probe_open(c, err, sizeof(err));
-        if (!probe)
-            goto early_fail;
-        aigw_store_probe_close(probe);
-        probe = NULL;
-    }
+    if (c->database != AIGW_DB_OFF && check_store(c, err, sizeof(err)) != 0)
+        goto early_fail;
     if (gethostname(n->hostname, sizeof(n->hostname) - 1) != 0)
         aigw_strlcpy(n->hostname, "localhost", sizeof(n->hostname));
     if (aigw_log_configure(c, err, sizeof(err)) != 0)
@@ -966,6 +1008,7 @@ fail_loop:
     for (int k = 0; k < AIGW_SVC_COUNT; k++)
         SSL_CTX_free(n->ctx[k]);
     aigw_cfg_release(n->cfg);
+    aigw_snapshot_shutdown();
     aigw_log_shutdown();
     return rc;
 

@@ -64,7 +64,7 @@ class AigwFactory:
         return Path(self.tmp.mktemp(name))
 
     def __call__(self, env=None, conf=None, args=None, wait=True, prefix=None, defaults=True,
-                 timeout=15.0):
+                 timeout=15.0, bootstrap=True):
         _require_aigwd()
         base = None
         if prefix is None:
@@ -81,6 +81,8 @@ class AigwFactory:
         self.runs[str(prefix)] = n
         inst = AigwInstance(prefix, full_env, conf_path, args, n)
         self.instances.append(inst)
+        if bootstrap:
+            bootstrap_database(prefix, full_env, conf_path)
         inst.start()
         if wait:
             inst.wait_ready(timeout)
@@ -104,6 +106,17 @@ class AigwFactory:
             warnings.warn(n)
         if reports:
             pytest.fail("sanitizer report from aigwd:\n" + "\n\n".join(reports), pytrace=False)
+
+
+def bootstrap_database(prefix, env, conf_path=None):
+    """`aigwd migrations bootstrap` as a user runs it before the first start (a no-op when the
+    database is already bootstrapped or database = off)."""
+    argv = [aigwd_bin(), "migrations", "bootstrap", "-p", str(prefix)]
+    if conf_path:
+        argv += ["-c", str(conf_path)]
+    r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"migrations bootstrap failed ({r.returncode}):\n{r.stderr}"
 
 
 def _kill_daemon_from_pidfile(prefix):
@@ -143,7 +156,7 @@ def aigw_run(tmp_path_factory):
     keeps inherited descriptors cannot make the wait hang."""
     factory = AigwFactory(tmp_path_factory)
 
-    def run(args, env=None, conf=None, timeout=20, defaults=True, prefix=None):
+    def run(args, env=None, conf=None, timeout=20, defaults=True, prefix=None, bootstrap=True):
         b = _require_aigwd()
         base = factory.new_dir("run")
         prefix = Path(prefix) if prefix else base / "prefix"
@@ -156,6 +169,15 @@ def aigw_run(tmp_path_factory):
         if any("{prefix}" in str(a) for a in args):
             prefix.mkdir(parents=True, exist_ok=True)
             factory.extra_prefixes.append(str(prefix))
+        if bootstrap and args and args[0] == "start" and "{prefix}" in [str(a) for a in args]:
+            # As a user does before the first start. A start that must fail on its
+            # configuration fails in bootstrap the same way: then let start show it.
+            prefix.mkdir(parents=True, exist_ok=True)
+            bargv = [b, "migrations", "bootstrap", "-p", str(prefix)]
+            if conf is not None:
+                bargv += ["-c", str(conf_path)]
+            subprocess.run(bargv, env=full_env, capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
         out_p, err_p = base / "stdout", base / "stderr"
         with open(out_p, "wb") as out, open(err_p, "wb") as err:
             p = subprocess.Popen(argv, env=full_env, stdin=subprocess.DEVNULL, stdout=out,

@@ -1,0 +1,157 @@
+/* aigwd/snapshot/snapshot.c: see snapshot.h. */
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include "schema/schema.h"
+#include "snapshot/snapshot.h"
+
+#define MAX_SUBSCRIBERS 16
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static aigw_snapshot_t *current;
+static struct {
+    aigw_snapshot_fn fn;
+    void *ud;
+} subs[MAX_SUBSCRIBERS];
+static size_t nsubs;
+
+/* Runtime data of the oauth2 plugin is not configuration (Kong does not export it). */
+static int is_config_entity(const aigw_entity_t *e)
+{
+    return strcmp(e->name, "oauth2_tokens") != 0 &&
+           strcmp(e->name, "oauth2_authorization_codes") != 0;
+}
+
+typedef struct collect {
+    const aigw_entity_t *e;
+    json_t *arr;
+} collect_t;
+
+static int on_row(const json_t *obj, void *ud)
+{
+    collect_t *c = ud;
+    json_t *out = aigw_schema_output(c->e, obj);
+    if (!out)
+        return -1;
+    return json_array_append_new(c->arr, out);
+}
+
+static void hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char h[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = h[in[i] >> 4];
+        out[2 * i + 1] = h[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+aigw_snapshot_t *aigw_snapshot_build(aigw_store_t *s, long long version, aigw_db_error_t *err)
+{
+    json_t *doc = json_pack("{s:s}", "_format_version", "3.0");
+    size_t count = 0;
+    for (const aigw_entity_t *const *pe = aigw_entities; *pe; pe++) {
+        if (!is_config_entity(*pe))
+            continue;
+        collect_t c = { *pe, json_array() };
+        if (aigw_store_each(s, *pe, on_row, &c, err) != 0) {
+            json_decref(c.arr);
+            json_decref(doc);
+            return NULL;
+        }
+        count += json_array_size(c.arr);
+        json_object_set_new(doc, (*pe)->name, c.arr);
+    }
+    aigw_snapshot_t *snap = calloc(1, sizeof(*snap));
+    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(doc);
+    if (!snap || !text) {
+        free(snap);
+        free(text);
+        err->code = AIGW_DBE_DATABASE;
+        snprintf(err->message, sizeof(err->message), "out of memory building the snapshot");
+        return NULL;
+    }
+    snap->json = text;
+    snap->len = strlen(text);
+    snap->version = version;
+    snap->entities = count;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    EVP_Digest(text, snap->len, md, &mdlen, EVP_sha256(), NULL);
+    hex(md, 32, snap->hash);
+    atomic_store(&snap->refs, 1);
+    return snap;
+}
+
+aigw_snapshot_t *aigw_snapshot_ref(aigw_snapshot_t *s)
+{
+    if (s)
+        atomic_fetch_add(&s->refs, 1);
+    return s;
+}
+
+void aigw_snapshot_unref(aigw_snapshot_t *s)
+{
+    if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+        free(s->json);
+        free(s);
+    }
+}
+
+void aigw_snapshot_publish(aigw_snapshot_t *snap)
+{
+    aigw_snapshot_ref(snap);
+    pthread_mutex_lock(&mu);
+    aigw_snapshot_t *old = current;
+    current = snap;
+    size_t n = nsubs;
+    pthread_mutex_unlock(&mu);
+    aigw_snapshot_unref(old);
+    for (size_t i = 0; i < n; i++)
+        subs[i].fn(snap, subs[i].ud);
+}
+
+aigw_snapshot_t *aigw_snapshot_current(void)
+{
+    pthread_mutex_lock(&mu);
+    aigw_snapshot_t *s = aigw_snapshot_ref(current);
+    pthread_mutex_unlock(&mu);
+    return s;
+}
+
+int aigw_snapshot_subscribe(aigw_snapshot_fn fn, void *ud)
+{
+    pthread_mutex_lock(&mu);
+    int rc = -1;
+    if (nsubs < MAX_SUBSCRIBERS) {
+        subs[nsubs].fn = fn;
+        subs[nsubs].ud = ud;
+        nsubs++;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
+
+void aigw_snapshot_config_hash(char out[33])
+{
+    aigw_snapshot_t *s = aigw_snapshot_current();
+    if (s)
+        memcpy(out, s->hash, 32);
+    else
+        memset(out, '0', 32);
+    out[32] = '\0';
+    aigw_snapshot_unref(s);
+}
+
+void aigw_snapshot_shutdown(void)
+{
+    pthread_mutex_lock(&mu);
+    aigw_snapshot_t *old = current;
+    current = NULL;
+    nsubs = 0;
+    pthread_mutex_unlock(&mu);
+    aigw_snapshot_unref(old);
+}
