@@ -50,6 +50,8 @@ typedef struct thread {
     uv_async_t async;
     uv_timer_t drain_timer;
     uv_timer_t snap_timer;       /* admin: debounces snapshot rebuilds after writes */
+    uv_timer_t snap_poll;        /* admin: notices writes made elsewhere */
+    int snap_backoff;            /* ticks to skip while the database is unreachable */
     aigw_http_worker_t http;
     aigw_cfg_t *cfg;             /* current, one reference */
     aigw_admin_t *admin;         /* admin thread only */
@@ -328,6 +330,17 @@ static void on_async(uv_async_t *a)
 }
 
 #define SNAPSHOT_DEBOUNCE_MS 50
+#define SNAPSHOT_POLL_MS 1000    /* writes by other nodes or CLI imports: the version moves */
+
+static void on_snap_poll(uv_timer_t *tm)
+{
+    thread_t *t = tm->data;
+    /* During an outage, try every 5th tick: each try may block up to pg_timeout. */
+    if (t->snap_backoff && --t->snap_backoff)
+        return;
+    if (aigw_admin_snapshot(t->admin) != 0)   /* a no-op unless the version moved */
+        t->snap_backoff = 5;
+}
 
 static void on_snap_timer(uv_timer_t *tm)
 {
@@ -361,8 +374,10 @@ static void *thread_main(void *arg)
     }
     pthread_cond_broadcast(&n->cv);
     pthread_mutex_unlock(&n->mu);
-    if (ok && t->admin && t->cfg->conf.database != AIGW_DB_OFF)
+    if (ok && t->admin && t->cfg->conf.database != AIGW_DB_OFF) {
         aigw_admin_snapshot(t->admin);
+        uv_timer_start(&t->snap_poll, on_snap_poll, SNAPSHOT_POLL_MS, SNAPSHOT_POLL_MS);
+    }
     uv_run(&t->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -386,6 +401,8 @@ static int thread_init(node_t *n, thread_t *t, int is_admin, size_t idx)
     t->drain_timer.data = t;
     uv_timer_init(&t->loop, &t->snap_timer);
     t->snap_timer.data = t;
+    uv_timer_init(&t->loop, &t->snap_poll);
+    t->snap_poll.data = t;
     if (aigw_http_worker_init(&t->http, &t->loop, t->name) != 0)
         return -1;
     atomic_fetch_add(&n->cfg->refs, 1);
@@ -900,9 +917,9 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
     for (size_t i = 0; i < c->admin_listen.n; i++)
         if (!is_loopback(c->admin_listen.v[i].addr))
             AIGW_LOG(AIGW_LOG_WARN,
-                     "the admin API listens on %s:%d, beyond this machine: anyone who can reach "
-                     "it can change the gateway; restrict it with a firewall or bind it to "
-                     "127.0.0.1",
+                     "the admin API listens on %s:%d, reachable from the network without "
+                     "authentication: anyone who can reach it can change the gateway; restrict "
+                     "it with a firewall or bind it to 127.0.0.1",
                      c->admin_listen.v[i].addr, c->admin_listen.v[i].port);
 
     uv_loop_init(&n->loop);
