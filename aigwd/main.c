@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "core/conf.h"
 #include "core/daemon.h"
+#include "declarative/declarative.h"
 #include "store/migrate_cli.h"
 
 extern char **environ;
@@ -37,6 +38,8 @@ static const command_t commands[] = {
     { "check", "FILE", "validate a configuration file", cmd_check },
     { "migrations", "bootstrap|up|list|reset [--yes] [-c FILE] [-p PREFIX]",
       "prepare or upgrade the database (SQLite or PostgreSQL)", aigw_migrations_cli },
+    { "config", "init [FILE] | parse FILE | db_import FILE | db_export [FILE] [-c FILE] [-p PREFIX]",
+      "use declarative configuration files (Kong's kong.yml format)", aigw_config_cli },
     { "version", "", "print the version", cmd_version },
 };
 

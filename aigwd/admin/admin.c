@@ -21,7 +21,6 @@ struct aigw_admin {
     char node_id[40];
     char hostname[256];
     aigw_api_t api;              /* api.store: opened lazily, reopened after a failure */
-    int snapshot_failing;        /* the last snapshot attempt failed (log once per outage) */
     aigw_db_t store_kind;
 };
 
@@ -271,42 +270,3 @@ void aigw_admin_handle_status_listener(aigw_http_req_t *req, void *ud)
     serve(ud, req, 1);
 }
 
-int aigw_admin_snapshot(aigw_admin_t *a)
-{
-    aigw_store_t *st = store_of(a);
-    if (!st) {
-        a->snapshot_failing = 1;
-        return -1;
-    }
-    aigw_db_error_t err = { 0 };
-    long long version = 0;
-    if (aigw_store_version(st, &version, &err) != 0) {
-        if (!a->snapshot_failing)
-            AIGW_LOG(AIGW_LOG_ERR, "snapshot: %s; the last configuration stays in use",
-                     err.message);
-        a->snapshot_failing = 1;
-        aigw_db_error_clear(&err);
-        return -1;
-    }
-    if (a->snapshot_failing)
-        AIGW_LOG(AIGW_LOG_NOTICE, "snapshot: the database is back");
-    a->snapshot_failing = 0;
-    aigw_snapshot_t *cur = aigw_snapshot_current();
-    int same = cur && cur->version == version;
-    aigw_snapshot_unref(cur);
-    if (same)
-        return 0;
-    uint64_t t0 = uv_hrtime();
-    aigw_snapshot_t *snap = aigw_snapshot_build(st, version, &err);
-    if (!snap) {
-        AIGW_LOG(AIGW_LOG_ERR, "snapshot: %s", err.message);
-        aigw_db_error_clear(&err);
-        return -1;
-    }
-    AIGW_LOG(AIGW_LOG_INFO, "configuration snapshot %lld: %zu entities, %zu bytes, %.1f ms, "
-             "sha256 %.16s", snap->version, snap->entities, snap->len,
-             (double)(uv_hrtime() - t0) / 1e6, snap->hash);
-    aigw_snapshot_publish(snap);
-    aigw_snapshot_unref(snap);
-    return 0;
-}

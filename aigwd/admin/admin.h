@@ -13,9 +13,7 @@ void aigw_admin_set_conf(aigw_admin_t *a, const aigw_conf_t *conf);
 void aigw_admin_free(aigw_admin_t *a);
 /* fn(ud) runs on the admin thread after every committed write through the admin API. */
 void aigw_admin_on_change(aigw_admin_t *a, void (*fn)(void *ud), void *ud);
-/* Builds and publishes a configuration snapshot when the store's version moved. Blocks on
- * the store. 0 or -1 (logged). */
-int aigw_admin_snapshot(aigw_admin_t *a);
+
 
 /* Handlers for aigw_http_service_t (ud = the aigw_admin_t). */
 void aigw_admin_handle(aigw_http_req_t *req, void *ud);

@@ -217,9 +217,13 @@ static int read_body(call_t *c, const aigw_entity_t *e, const char *plugin_hint,
         return 0;
     }
     coerce_ctx_t cc = { e, plugin_hint };
-    if (aigw_decode_body(kind, ct ? ct->value.p : NULL, ct ? ct->value.n : 0, req->body,
-                         (size_t)req->body_len, NULL, NULL, &body, err, sizeof(err)) != 0) {
-        aigw_admin_respond_message(req, 400, err[0] ? err : "Cannot parse JSON body");
+    int dr = aigw_decode_body(kind, ct ? ct->value.p : NULL, ct ? ct->value.n : 0, req->body,
+                              (size_t)req->body_len, NULL, NULL, &body, err, sizeof(err));
+    if (dr != AIGW_DECODE_OK) {
+        if (dr == AIGW_DECODE_EBAD)
+            aigw_admin_respond_message(req, 400, err[0] ? err : "Cannot parse JSON body");
+        else
+            aigw_admin_respond_message(req, 500, "An unexpected error occurred");
         return -1;
     }
     if (kind != AIGW_BODY_JSON && json_is_object(body)) {
@@ -229,9 +233,13 @@ static int read_body(call_t *c, const aigw_entity_t *e, const char *plugin_hint,
             const char *nm = json_string_value(json_object_get(body, "name"));
             cc.plugin = nm && aigw_schema_plugin(nm) ? aigw_schema_plugin(nm)->name : NULL;
         }
-        if (aigw_decode_coerce(body, coerce_cb, &cc, err, sizeof(err)) != 0) {
+        int cr = aigw_decode_coerce(body, coerce_cb, &cc, err, sizeof(err));
+        if (cr != AIGW_DECODE_OK) {
             json_decref(body);
-            aigw_admin_respond_message(req, 500, "An unexpected error occurred");
+            if (cr == AIGW_DECODE_EBAD)
+                aigw_admin_respond_message(req, 400, err);
+            else
+                aigw_admin_respond_message(req, 500, "An unexpected error occurred");
             return -1;
         }
     }

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #include "admin/admin.h"
@@ -49,9 +50,6 @@ typedef struct thread {
     uv_loop_t loop;
     uv_async_t async;
     uv_timer_t drain_timer;
-    uv_timer_t snap_timer;       /* admin: debounces snapshot rebuilds after writes */
-    uv_timer_t snap_poll;        /* admin: notices writes made elsewhere */
-    int snap_backoff;            /* ticks to skip while the database is unreachable */
     aigw_http_worker_t http;
     aigw_cfg_t *cfg;             /* current, one reference */
     aigw_admin_t *admin;         /* admin thread only */
@@ -329,31 +327,133 @@ static void on_async(uv_async_t *a)
     }
 }
 
-#define SNAPSHOT_DEBOUNCE_MS 50
-#define SNAPSHOT_POLL_MS 1000    /* writes by other nodes or CLI imports: the version moves */
+/* ---- snapshot builder ------------------------------------------------------------------
+ * Its own thread with its own store connection (SQLite WAL readers and PostgreSQL sessions
+ * do not block writers), so rebuilding a large configuration never stalls the admin API. It
+ * rebuilds right after a committed admin write, and polls the store's version every second
+ * to notice writes by other nodes or by `aigwd config db_import`. */
 
-static void on_snap_poll(uv_timer_t *tm)
+#define SNAPSHOT_POLL_MS 1000
+
+typedef struct builder {
+    pthread_t tid;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int running, dirty, stop;
+    aigw_cfg_t *cfg;             /* one reference; replaced on reload */
+} builder_t;
+
+static builder_t builder = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+static void *builder_main(void *arg)
 {
-    thread_t *t = tm->data;
-    /* During an outage, try every 5th tick: each try may block up to pg_timeout. */
-    if (t->snap_backoff && --t->snap_backoff)
-        return;
-    if (aigw_admin_snapshot(t->admin) != 0)   /* a no-op unless the version moved */
-        t->snap_backoff = 5;
+    builder_t *b = arg;
+    aigw_log_thread_name = "snapshot";
+    aigw_log_thread_file = AIGW_LOGF_ADMIN_ERROR;
+    aigw_store_t *store = NULL;
+    aigw_cfg_t *store_cfg = NULL;
+    int failing = 0, skip = 0;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        if (!b->dirty && !b->stop) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_sec += SNAPSHOT_POLL_MS / 1000;
+            pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+        }
+        if (b->stop)
+            break;
+        int dirty = b->dirty;
+        b->dirty = 0;
+        aigw_cfg_t *cfg = b->cfg;
+        atomic_fetch_add(&cfg->refs, 1);
+        pthread_mutex_unlock(&b->mu);
+
+        /* While the database is down each try may block up to pg_timeout: poll slower. */
+        if (!dirty && skip > 0) {
+            skip--;
+        } else {
+            if (store && store_cfg != cfg) {
+                aigw_store_close(store);
+                store = NULL;
+            }
+            aigw_db_error_t err = { 0 };
+            char why[512] = "";
+            if (!store) {
+                store = aigw_store_open(&cfg->conf, why, sizeof(why));
+                aigw_cfg_release(store_cfg);
+                store_cfg = store ? cfg : NULL;
+                if (store)
+                    atomic_fetch_add(&cfg->refs, 1);
+            }
+            int r = store ? aigw_snapshot_refresh(store, &err) : -1;
+            if (r < 0) {
+                if (!failing)
+                    AIGW_LOG(AIGW_LOG_ERR, "snapshot: %s; the last configuration stays in use",
+                             store ? err.message : why);
+                failing = 1;
+                skip = 4;
+            } else if (failing) {
+                AIGW_LOG(AIGW_LOG_NOTICE, "snapshot: the database is back");
+                failing = 0;
+            }
+            aigw_db_error_clear(&err);
+        }
+        aigw_cfg_release(cfg);
+        pthread_mutex_lock(&b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    aigw_store_close(store);
+    aigw_cfg_release(store_cfg);
+    return NULL;
 }
 
-static void on_snap_timer(uv_timer_t *tm)
-{
-    thread_t *t = tm->data;
-    aigw_admin_snapshot(t->admin);
-}
-
-/* A committed admin write: rebuild the snapshot at most SNAPSHOT_DEBOUNCE_MS later. */
+/* A committed admin write: rebuild now (the builder coalesces bursts of writes). */
 static void on_config_change(void *ud)
 {
-    thread_t *t = ud;
-    if (!uv_is_active((uv_handle_t *)&t->snap_timer))
-        uv_timer_start(&t->snap_timer, on_snap_timer, SNAPSHOT_DEBOUNCE_MS, 0);
+    (void)ud;
+    pthread_mutex_lock(&builder.mu);
+    builder.dirty = 1;
+    pthread_cond_signal(&builder.cv);
+    pthread_mutex_unlock(&builder.mu);
+}
+
+static void builder_start(aigw_cfg_t *cfg)
+{
+    atomic_fetch_add(&cfg->refs, 1);
+    builder.cfg = cfg;
+    builder.dirty = 1;
+    builder.stop = 0;
+    if (pthread_create(&builder.tid, NULL, builder_main, &builder) == 0)
+        builder.running = 1;
+}
+
+static void builder_set_cfg(aigw_cfg_t *cfg)
+{
+    if (!builder.running)
+        return;
+    atomic_fetch_add(&cfg->refs, 1);
+    pthread_mutex_lock(&builder.mu);
+    aigw_cfg_t *old = builder.cfg;
+    builder.cfg = cfg;
+    builder.dirty = 1;
+    pthread_cond_signal(&builder.cv);
+    pthread_mutex_unlock(&builder.mu);
+    aigw_cfg_release(old);
+}
+
+static void builder_stop(void)
+{
+    if (!builder.running)
+        return;
+    pthread_mutex_lock(&builder.mu);
+    builder.stop = 1;
+    pthread_cond_signal(&builder.cv);
+    pthread_mutex_unlock(&builder.mu);
+    pthread_join(builder.tid, NULL);
+    builder.running = 0;
+    aigw_cfg_release(builder.cfg);
+    builder.cfg = NULL;
 }
 
 static void *thread_main(void *arg)
@@ -374,10 +474,6 @@ static void *thread_main(void *arg)
     }
     pthread_cond_broadcast(&n->cv);
     pthread_mutex_unlock(&n->mu);
-    if (ok && t->admin && t->cfg->conf.database != AIGW_DB_OFF) {
-        aigw_admin_snapshot(t->admin);
-        uv_timer_start(&t->snap_poll, on_snap_poll, SNAPSHOT_POLL_MS, SNAPSHOT_POLL_MS);
-    }
     uv_run(&t->loop, UV_RUN_DEFAULT);
     return NULL;
 }
@@ -399,10 +495,7 @@ static int thread_init(node_t *n, thread_t *t, int is_admin, size_t idx)
     t->async.data = t;
     uv_timer_init(&t->loop, &t->drain_timer);
     t->drain_timer.data = t;
-    uv_timer_init(&t->loop, &t->snap_timer);
-    t->snap_timer.data = t;
-    uv_timer_init(&t->loop, &t->snap_poll);
-    t->snap_poll.data = t;
+
     if (aigw_http_worker_init(&t->http, &t->loop, t->name) != 0)
         return -1;
     atomic_fetch_add(&n->cfg->refs, 1);
@@ -770,6 +863,7 @@ static void reload(node_t *n)
     }
     aigw_cfg_release(n->cfg);
     n->cfg = nc;
+    builder_set_cfg(nc);
     AIGW_LOG(AIGW_LOG_NOTICE, "reload: configuration applied");
 }
 
@@ -991,6 +1085,8 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         describe("status", &c->status_listen, where, sizeof(where), &pos);
         AIGW_LOG(AIGW_LOG_NOTICE, "aigwd %s started (pid %ld, %zu workers, prefix %s): %s",
                  AIGW_VERSION, (long)getpid(), nworkers, c->prefix, where);
+        if (c->database != AIGW_DB_OFF && c->role != AIGW_ROLE_DATA_PLANE)
+            builder_start(n->cfg);
         report_ready(ready_fd, "ok");
         ready_fd = -1;
         rc = 0;
@@ -1000,6 +1096,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
 
     for (size_t i = 0; i < n->n_threads; i++)
         pthread_join(n->threads[i].tid, NULL);
+    builder_stop();
     made = n->n_threads;
 fail_threads_init:
     for (size_t i = 0; i < made; i++)

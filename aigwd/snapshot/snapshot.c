@@ -3,6 +3,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <uv.h>
+#include "core/log.h"
 #include "schema/schema.h"
 #include "snapshot/snapshot.h"
 
@@ -23,18 +26,51 @@ static int is_config_entity(const aigw_entity_t *e)
            strcmp(e->name, "oauth2_authorization_codes") != 0;
 }
 
+/* A growing text buffer. */
+typedef struct sbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+} sbuf_t;
+
+static void put(sbuf_t *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 65536;
+        while (cap < b->n + n + 1)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void puts_(sbuf_t *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
 typedef struct collect {
-    const aigw_entity_t *e;
-    json_t *arr;
+    sbuf_t *b;
+    size_t count;
 } collect_t;
 
-static int on_row(const json_t *obj, void *ud)
+static int on_row(const char *json, void *ud)
 {
     collect_t *c = ud;
-    json_t *out = aigw_schema_output(c->e, obj);
-    if (!out)
-        return -1;
-    return json_array_append_new(c->arr, out);
+    if (c->count++)
+        put(c->b, ",", 1);
+    puts_(c->b, json);
+    return c->b->oom ? -1 : 0;
 }
 
 static void hex(const unsigned char *in, size_t n, char *out)
@@ -47,42 +83,67 @@ static void hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* The rows are copied as stored (validated entities; absent optional fields mean null), so
+ * a build costs a read and a copy, not a parse and a re-encode of every entity. */
 aigw_snapshot_t *aigw_snapshot_build(aigw_store_t *s, long long version, aigw_db_error_t *err)
 {
-    json_t *doc = json_pack("{s:s}", "_format_version", "3.0");
+    sbuf_t b = { 0 };
     size_t count = 0;
+    puts_(&b, "{\"_format_version\":\"3.0\"");
     for (const aigw_entity_t *const *pe = aigw_entities; *pe; pe++) {
         if (!is_config_entity(*pe))
             continue;
-        collect_t c = { *pe, json_array() };
-        if (aigw_store_each(s, *pe, on_row, &c, err) != 0) {
-            json_decref(c.arr);
-            json_decref(doc);
+        put(&b, ",\"", 2);
+        puts_(&b, (*pe)->name);
+        put(&b, "\":[", 3);
+        collect_t c = { &b, 0 };
+        if (aigw_store_each_raw(s, *pe, on_row, &c, err) != 0) {
+            free(b.p);
             return NULL;
         }
-        count += json_array_size(c.arr);
-        json_object_set_new(doc, (*pe)->name, c.arr);
+        put(&b, "]", 1);
+        count += c.count;
     }
-    aigw_snapshot_t *snap = calloc(1, sizeof(*snap));
-    char *text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(doc);
-    if (!snap || !text) {
-        free(snap);
-        free(text);
+    put(&b, "}", 1);
+    aigw_snapshot_t *snap = b.oom ? NULL : calloc(1, sizeof(*snap));
+    if (!snap) {
+        free(b.p);
         err->code = AIGW_DBE_DATABASE;
         snprintf(err->message, sizeof(err->message), "out of memory building the snapshot");
         return NULL;
     }
-    snap->json = text;
-    snap->len = strlen(text);
+    snap->json = b.p;
+    snap->len = b.n;
     snap->version = version;
     snap->entities = count;
     unsigned char md[32];
     unsigned int mdlen = 0;
-    EVP_Digest(text, snap->len, md, &mdlen, EVP_sha256(), NULL);
+    EVP_Digest(b.p, b.n, md, &mdlen, EVP_sha256(), NULL);
     hex(md, 32, snap->hash);
     atomic_store(&snap->refs, 1);
     return snap;
+}
+
+int aigw_snapshot_refresh(aigw_store_t *s, aigw_db_error_t *err)
+{
+    long long version = 0;
+    if (aigw_store_version(s, &version, err) != 0)
+        return -1;
+    aigw_snapshot_t *cur = aigw_snapshot_current();
+    int same = cur && cur->version == version;
+    aigw_snapshot_unref(cur);
+    if (same)
+        return 0;
+    uint64_t t0 = uv_hrtime();
+    aigw_snapshot_t *snap = aigw_snapshot_build(s, version, err);
+    if (!snap)
+        return -1;
+    AIGW_LOG(AIGW_LOG_INFO, "configuration snapshot %lld: %zu entities, %zu bytes, %.1f ms, "
+             "sha256 %.16s", snap->version, snap->entities, snap->len,
+             (double)(uv_hrtime() - t0) / 1e6, snap->hash);
+    aigw_snapshot_publish(snap);
+    aigw_snapshot_unref(snap);
+    return 1;
 }
 
 aigw_snapshot_t *aigw_snapshot_ref(aigw_snapshot_t *s)

@@ -22,6 +22,9 @@ typedef struct aigw_snapshot {
 
 /* Renders the store. NULL with err on a store error. The new snapshot holds one reference. */
 aigw_snapshot_t *aigw_snapshot_build(aigw_store_t *s, long long version, aigw_db_error_t *err);
+/* Builds and publishes a new snapshot when the store's version moved since the current one.
+ * 1 published, 0 nothing to do, -1 error (err). Blocks on the store. */
+int aigw_snapshot_refresh(aigw_store_t *s, aigw_db_error_t *err);
 aigw_snapshot_t *aigw_snapshot_ref(aigw_snapshot_t *s);
 void aigw_snapshot_unref(aigw_snapshot_t *s);        /* NULL is fine */
 

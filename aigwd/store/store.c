@@ -1345,6 +1345,41 @@ int aigw_store_each(aigw_store_t *s, const aigw_entity_t *e,
     }
 }
 
+int aigw_store_each_raw(aigw_store_t *s, const aigw_entity_t *e,
+                        int (*fn)(const char *json, void *ud), void *ud, aigw_db_error_t *err)
+{
+    if (!entity_ok(e, err))
+        return -1;
+    char *after = NULL;
+    for (;;) {
+        aigw_store__rows_t rows;
+        if (page_rows(s, e, NULL, after, 500, &rows, err) != 0) {
+            free(after);
+            return -1;
+        }
+        free(after);
+        after = NULL;
+        for (size_t i = 0; i < rows.nrows; i++) {
+            int r = fn(aigw_store__cell(&rows, i, 1), ud);
+            if (r != 0) {
+                set_error(err, AIGW_DBE_DATABASE, NULL, "stopped by the caller (%d)", r);
+                aigw_store__rows_free(&rows);
+                return -1;
+            }
+        }
+        if (rows.nrows < 500) {
+            aigw_store__rows_free(&rows);
+            return 0;
+        }
+        after = strdup(aigw_store__cell(&rows, rows.nrows - 1, 0));
+        aigw_store__rows_free(&rows);
+        if (!after) {
+            oom(err);
+            return -1;
+        }
+    }
+}
+
 /* ---- tags -------------------------------------------------------------------------------- */
 
 static int has_tags(const aigw_entity_t *e)

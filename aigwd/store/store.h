@@ -128,6 +128,11 @@ int aigw_store_list(aigw_store_t *s, const aigw_entity_t *e, const aigw_store_qu
 int aigw_store_each(aigw_store_t *s, const aigw_entity_t *e,
                     int (*fn)(const json_t *obj, void *ud), void *ud, aigw_db_error_t *err);
 
+/* As aigw_store_each, with each row's stored JSON text (a validated entity; absent optional
+ * fields mean null) instead of a parsed object: for the snapshot, which only copies it. */
+int aigw_store_each_raw(aigw_store_t *s, const aigw_entity_t *e,
+                        int (*fn)(const char *json, void *ud), void *ud, aigw_db_error_t *err);
+
 /* GET /tags: rows {"tag","entity_name","entity_id"} of every entity, optionally one tag,
  * paged like aigw_store_list (offset opaque). */
 int aigw_store_tags(aigw_store_t *s, const char *tag, size_t size, const char *offset,

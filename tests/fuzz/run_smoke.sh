@@ -21,7 +21,7 @@ case $secs in
     ''|*[!0-9]*) echo "$0: SECONDS must be a whole number" >&2; exit 2 ;;
 esac
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/fuzz_http.XXXXXX") || exit 2
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/fuzz.XXXXXX") || exit 2
 trap 'rm -rf "$tmp"' EXIT
 trap 'exit 130' INT TERM
 

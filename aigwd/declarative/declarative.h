@@ -1,0 +1,94 @@
+/* aigwd/declarative/declarative.h: Kong's declarative configuration (kong.yml): YAML and JSON
+ * text to entities and back, `aigwd config ...`, and the loads behind db_import, DB-less
+ * POST /config and db_export.
+ *
+ * Parsing and the YAML layer are pure (no I/O) and may run on any thread; import, replace and
+ * export block on the store and run where the store may (the admin thread, a CLI command).
+ *
+ * YAML (aigw_yaml_parse) resolves plain scalars the way Kong's lyaml 6.2 does (YAML 1.1-like),
+ * so that a file means the same thing to aigw as to Kong:
+ *   - null: empty, `~`, `null`, `Null`, `NULL`;
+ *   - booleans: true/false, yes/no, on/off in lower, Capitalised or UPPER case (not y/n);
+ *   - integers: decimal (`_` separators allowed), octal with a leading 0 (`010` is 8, `080` is
+ *     80), hex `0x..`, binary `0b..`, sexagesimal `1:30` (90);
+ *   - floats: anything Lua's tonumber reads that contains `.`, `e` or `E` (`1e3`, `.5`);
+ *     `.inf` and `.nan` have no JSON form and stay strings;
+ *   - everything else, and every quoted or block scalar, is a string. Tags !!str, !!int,
+ *     !!float, !!bool and !!null force a type (an unreadable value is an error).
+ * Merge keys (`<<: *base`) are honoured (explicit keys win). Aliases are expanded by copying,
+ * at most AIGW_YAML_MAX_ALIAS_NODES nodes in all; nesting deeper than AIGW_YAML_MAX_DEPTH is
+ * refused; only the first document of a stream is returned (later ones must still parse).
+ * Mapping keys are strings: a scalar key keeps its text (`80: x` has key "80").
+ * Errors read as lyaml's: "<line>:<column>: <problem>". */
+#ifndef AIGW_DECLARATIVE_DECLARATIVE_H
+#define AIGW_DECLARATIVE_DECLARATIVE_H
+#include <jansson.h>
+#include <stddef.h>
+#include "schema/schema.h"
+#include "store/store.h"
+
+#define AIGW_YAML_MAX_DEPTH 256
+#define AIGW_YAML_MAX_ALIAS_NODES 1000000
+
+/* YAML (or JSON, a flow-style YAML) text to JSON. 0 with *out a new reference (json null for
+ * an empty stream), or -1 with a message in err. */
+int aigw_yaml_parse(const char *text, size_t len, json_t **out, char *err, size_t errlen);
+
+/* JSON to YAML text in the style of `kong config db_export` (block style, 2-space indent,
+ * sequences flush with their key, `~` for null, strings that would read back as another type
+ * single-quoted, multi-line strings as literal blocks). Keys in the object's order. Returns a
+ * malloc'd NUL-terminated string, or NULL (out of memory, invalid UTF-8). */
+char *aigw_yaml_dump(const json_t *doc);
+
+/* Parses a Kong declarative document (YAML or JSON text: JSON when it starts with `{` and
+ * parses as JSON, else YAML). Kong's format: `_format_version` "1.1", "2.1" or "3.0"
+ * (required), `_transform` (boolean), `_comment`, `_workspace`, `_ignore`; one key per entity
+ * collection by entity name (services, routes, consumers, plugins, upstreams, targets,
+ * certificates, snis, ca_certificates, jwt_secrets, keyauth_credentials,
+ * basicauth_credentials, acls, oauth2_credentials, ...); children nested in their parents
+ * (services[].routes[], services[].plugins[], routes[].plugins[], consumers[].plugins[],
+ * consumers[].<credentials>[], upstreams[].targets[], certificates[].snis[]) with the foreign
+ * key implied; elsewhere a foreign key is the parent's id or endpoint key (`service: my-svc`)
+ * or {"id": ...}.
+ *
+ * Every entity is validated with aigw_schema_validate (AIGW_V_INSERT). An entity without id
+ * gets Kong's deterministic id (UUID v5 of its entity name and endpoint key or cache key, the
+ * same ids Kong 3.9 derives), so re-importing a file keeps ids. Every reference is resolved
+ * within the document; duplicate ids, endpoint keys and unique values are refused.
+ *
+ * On success 0 and *out = {"services":[...], "routes":[...], ...}: flat, validated entities
+ * with foreign keys as {"id": ...}, collections in aigw_entities order (parents first), empty
+ * collections left out; plus "_format_version" and "_transform" as given (or defaulted).
+ * On failure -1 with err->code 14 (AIGW_DBE_DECLARATIVE), err->fields Kong's error tree
+ * (collections keyed by position: {"services":[{"host":"required field missing"}]}, nested
+ * children under their parent's entry, reference errors keyed by the entity's endpoint key or
+ * id) and err->message "declarative config is invalid: {services={{host=...}}}" (Kong prints
+ * the tree as a Lua table). A document that is not YAML/JSON or not an object: fields
+ * {"error":"failed parsing declarative configuration: ..."}. The caller clears err. */
+int aigw_declarative_parse(const char *text, size_t len, json_t **out, aigw_db_error_t *err);
+
+/* Kong's rendering of an error tree inside messages (pl.pretty.write with no indent):
+ * {services={{host="required field missing"},[3]="..."},["@entity"]={"..."}}. Caller frees. */
+char *aigw_declarative_lua_table(const json_t *tree);
+
+/* Writes a parsed set (aigw_declarative_parse's *out; `_`-keys ignored) into the store in ONE
+ * transaction, upserting by id, parents first (`kong config db_import`). 0, or -1 with err
+ * (the store's error for the first entity that failed; nothing is written). */
+int aigw_declarative_import(aigw_store_t *s, const json_t *entities, aigw_db_error_t *err);
+
+/* Replaces the whole store content with entities in one transaction (DB-less POST /config):
+ * deletes every row of every entity (children first), then inserts. 0 or -1 with err. */
+int aigw_declarative_replace(aigw_store_t *s, const json_t *entities, aigw_db_error_t *err);
+
+/* The store as a declarative document, as `kong config db_export` writes it:
+ * {"_format_version":"3.0","_transform":false,"services":[...],...}: flat top-level
+ * collections in dependency order, rows in id order, every field present (null when unset),
+ * keys sorted, foreign keys written as the parent's id string. Empty collections are left
+ * out. New reference, or NULL with err. */
+json_t *aigw_declarative_export(aigw_store_t *s, aigw_db_error_t *err);
+
+/* `aigwd config init [FILE] | parse FILE | db_import FILE | db_export [FILE]` with
+ * -c FILE / -p PREFIX. argv[0] is "config". Returns the process exit status. */
+int aigw_config_cli(int argc, char **argv);
+
+#endif
