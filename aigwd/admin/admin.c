@@ -27,8 +27,6 @@ struct aigw_admin {
 /* The store, (re)opened on demand: a database that was down may be back. NULL if not. */
 static aigw_store_t *store_of(aigw_admin_t *a)
 {
-    if (a->conf->database == AIGW_DB_OFF)
-        return NULL;
     if (a->api.store && a->store_kind != a->conf->database) {
         aigw_store_close(a->api.store);
         a->api.store = NULL;

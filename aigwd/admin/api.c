@@ -2,6 +2,7 @@
  * entity tables (admin_path, nested_path, parent_field, foreign fields), as Kong generates
  * them from its DAO schemas in kong/api/endpoints.lua. */
 #include <argon2.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include "admin/decode.h"
 #include "admin/respond.h"
 #include "core/log.h"
+#include "declarative/declarative.h"
+#include "snapshot/snapshot.h"
 #include "http/server.h"
 #include "schema/schema.h"
 
@@ -484,6 +487,155 @@ static int certificate_snis(call_t *c, json_t *cert, json_t *snis)
     return 0;
 }
 
+/* ---- DB-less ---------------------------------------------------------------------------- */
+
+static int dbless(const call_t *c)
+{
+    return c->api->conf->database == AIGW_DB_OFF;
+}
+
+/* kong/db/strategies/off: writes through the entity endpoints are refused (405, code 12). */
+static int refuse_write(call_t *c, const aigw_entity_t *e, const char *by_field)
+{
+    if (!dbless(c))
+        return 0;
+    const char *op = is_method(c, HTTP_POST)    ? "create"
+                     : is_method(c, HTTP_PATCH) ? "update"
+                     : is_method(c, HTTP_PUT)   ? "create or update"
+                                                : "remove";
+    json_t *o = json_object();
+    char msg[512];
+    if (by_field)
+        snprintf(msg, sizeof(msg), "cannot %s '%s' entities by '%s' when not using a database", op,
+                 e->name, by_field);
+    else
+        snprintf(msg, sizeof(msg), "cannot %s '%s' entities when not using a database", op,
+                 e->name);
+    json_object_set_new(o, "code", json_integer(12));
+    json_object_set_new(o, "name", json_string("operation unsupported"));
+    json_object_set_new(o, "message", json_string(msg));
+    aigw_admin_respond_json(c->req, 405, o);
+    json_decref(o);
+    return 1;
+}
+
+/* GET /config and POST /config (kong/api/routes/config.lua). */
+static void config_endpoint(call_t *c)
+{
+    if (is_method(c, HTTP_OPTIONS)) {
+        aigw_admin_respond_options(c->req, "GET, HEAD, OPTIONS, POST");
+        return;
+    }
+    int get = is_method(c, HTTP_GET) || is_method(c, HTTP_HEAD);
+    if (!get && !is_method(c, HTTP_POST)) {
+        method_not_allowed(c);
+        return;
+    }
+    if (!dbless(c)) {
+        aigw_admin_respond_message(c->req, 400, "this endpoint is only available when Kong is "
+                                                "configured to not use a database");
+        return;
+    }
+    aigw_db_error_t err = { 0 };
+    if (get) {
+        json_t *doc = aigw_declarative_export(c->api->store, &err);
+        char *yaml = doc ? aigw_yaml_dump(doc) : NULL;
+        json_decref(doc);
+        if (!yaml) {
+            db_error(c, &err);
+            return;
+        }
+        json_t *o = json_pack("{s:s}", "config", yaml);
+        free(yaml);
+        aigw_admin_respond_json(c->req, 200, o);
+        json_decref(o);
+        return;
+    }
+    /* The document: the body itself (JSON with _format_version, or YAML), or its `config`
+     * field (form, multipart or JSON) holding YAML or JSON text. */
+    aigw_http_req_t *req = c->req;
+    const aigw_http_header_t *ct = aigw_http_req_header(req, AIGW_STR("content-type"));
+    aigw_body_kind_t kind;
+    if (aigw_decode_kind(ct ? ct->value.p : NULL, ct ? ct->value.n : 0, (size_t)req->body_len, 1,
+                         &kind) != 0) {
+        aigw_http_respond(req, 415, NULL, 0, NULL, 0);
+        return;
+    }
+    char *owned = NULL;
+    const char *text = NULL;
+    size_t len = 0;
+    json_t *body = NULL;
+    char derr[256] = "";
+    if (kind == AIGW_BODY_YAML) {
+        text = req->body;
+        len = (size_t)req->body_len;
+    } else if (kind != AIGW_BODY_NONE) {
+        if (aigw_decode_body(kind, ct->value.p, ct->value.n, req->body, (size_t)req->body_len,
+                             NULL, NULL, &body, derr, sizeof(derr)) != AIGW_DECODE_OK) {
+            aigw_admin_respond_message(req, 400, derr[0] ? derr : "Cannot parse JSON body");
+            return;
+        }
+        if (json_object_get(body, "_format_version")) {
+            owned = json_dumps(body, JSON_COMPACT);
+            text = owned;
+        } else if (json_is_string(json_object_get(body, "config"))) {
+            text = json_string_value(json_object_get(body, "config"));
+        }
+        len = text ? strlen(text) : 0;
+    }
+    if (!text || !len) {
+        json_decref(body);
+        aigw_admin_respond_message(req, 400, "expected a declarative configuration");
+        return;
+    }
+    json_t *entities = NULL;
+    if (aigw_declarative_parse(text, len, &entities, &err) != 0) {
+        free(owned);
+        json_decref(body);
+        db_error(c, &err);
+        return;
+    }
+    free(owned);
+    json_decref(body);
+    /* ?check_hash=1: nothing to do when this is the configuration already loaded. */
+    char *canon = json_dumps(entities, JSON_COMPACT | JSON_SORT_KEYS);
+    char hash[65] = "";
+    if (canon) {
+        unsigned char md[32];
+        unsigned int mdlen = 0;
+        EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL);
+        for (int i = 0; i < 32; i++)
+            snprintf(hash + 2 * i, 3, "%02x", md[i]);
+        free(canon);
+    }
+    json_t *ch = json_object_get(c->query, "check_hash");
+    int check = (json_is_string(ch) && strcmp(json_string_value(ch), "1") == 0) ||
+                (json_is_integer(ch) && json_integer_value(ch) == 1);
+    if (check && hash[0] && strcmp(hash, c->api->dbless_hash) == 0) {
+        json_decref(entities);
+        aigw_http_respond(req, 304, NULL, 0, NULL, 0);
+        return;
+    }
+    if (aigw_declarative_replace(c->api->store, entities, &err) != 0) {
+        json_decref(entities);
+        db_error(c, &err);
+        return;
+    }
+    memcpy(c->api->dbless_hash, hash, sizeof(hash));
+    changed(c);
+    json_t *out = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(entities, k, v)
+    {
+        if (k[0] != '_')
+            json_object_set(out, k, v);
+    }
+    aigw_admin_respond_json(req, 201, out);
+    json_decref(out);
+    json_decref(entities);
+}
+
 /* ---- collections ------------------------------------------------------------------------ */
 
 /* size/offset/tags from the query; answers errors. 0 ok. */
@@ -655,6 +807,8 @@ out:
 static void create(call_t *c, const aigw_entity_t *e, const char *parent_field,
                    const char *parent_id)
 {
+    if (refuse_write(c, e, NULL))
+        return;
     json_t *obj = NULL;
     if (read_body(c, e, NULL, &obj) != 0)
         return;
@@ -713,6 +867,8 @@ static void merge(json_t *dst, const json_t *src)
 static void patch(call_t *c, const aigw_entity_t *e, json_t *old, const char *parent_field,
                   const char *parent_id)
 {
+    if (refuse_write(c, e, NULL))
+        return;
     const char *pname = (e->flags & AIGW_E_PLUGIN)
                             ? json_string_value(json_object_get(old, "name"))
                             : NULL;
@@ -756,6 +912,8 @@ out:
 static void put(call_t *c, const aigw_entity_t *e, const char *key, json_t *old,
                 const char *parent_field, const char *parent_id)
 {
+    if (refuse_write(c, e, NULL))
+        return;
     json_t *obj = NULL;
     const char *pname = NULL;
     if (read_body(c, e, NULL, &obj) != 0)
@@ -875,6 +1033,10 @@ static void entity_endpoint(call_t *c, const aigw_entity_t *e, const char *key,
             respond_entity(c, 200, e, obj);
         else
             not_found(c);
+    } else if ((is_method(c, HTTP_PATCH) || is_method(c, HTTP_PUT) ||
+                is_method(c, HTTP_DELETE)) &&
+               refuse_write(c, e, aigw_schema_is_uuid(key) ? NULL : e->endpoint_key)) {
+        /* DB-less: answered */
     } else if (is_method(c, HTTP_PATCH)) {
         if (r == 0)
             patch(c, e, obj, parent_field, parent_id);
@@ -1243,6 +1405,10 @@ static int dispatch(call_t *c)
         return 1;
     if (strcmp(s0, "tags") == 0 && c->nsegs <= 2) {
         tags(c);
+        return 1;
+    }
+    if (strcmp(s0, "config") == 0 && c->nsegs == 1) {
+        config_endpoint(c);
         return 1;
     }
 

@@ -12,6 +12,7 @@ typedef struct aigw_api {
     aigw_store_t *store;         /* owned by the admin; NULL when it cannot be opened */
     void (*on_change)(void *ud); /* called after every committed write */
     void *on_change_ud;
+    char dbless_hash[65];        /* DB-less: sha256 of the configuration POSTed last */
 } aigw_api_t;
 
 /* Serves req when its path belongs to the entity API: 1 if answered, 0 if the path is not

@@ -27,6 +27,7 @@
 #include "http/server.h"
 #include "http/tls.h"
 #include "proxy/proxy.h"
+#include "declarative/declarative.h"
 #include "snapshot/snapshot.h"
 #include "store/store.h"
 
@@ -717,6 +718,51 @@ static int check_listeners(const aigw_conf_t *c, char *err, size_t errlen)
     return 0;
 }
 
+/* DB-less: a fresh store in the prefix, loaded from declarative_config (if set), as Kong
+ * loads its declarative file at start. A file that does not parse stops the start. */
+static int prepare_dbless(const aigw_conf_t *c, char *err, size_t errlen)
+{
+    char path[4200], side[4300];
+    aigw_store_dbless_path(c, path, sizeof(path));
+    unlink(path);
+    snprintf(side, sizeof(side), "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof(side), "%s-shm", path);
+    unlink(side);
+    aigw_store_t *st = aigw_store_open(c, err, errlen);
+    if (!st)
+        return -1;
+    aigw_db_error_t e = { 0 };
+    json_t *entities = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+    if (aigw_store_bootstrap(st, &e) != 0) {
+        snprintf(err, errlen, "%s", e.message);
+        goto out;
+    }
+    if (c->declarative_config) {
+        if (aigw_read_file(c->declarative_config, 64u << 20, &text, &len) != 0) {
+            snprintf(err, errlen, "cannot read declarative_config %s: %s",
+                     c->declarative_config, strerror(errno));
+            goto out;
+        }
+        if (aigw_declarative_parse(text, len, &entities, &e) != 0 ||
+            aigw_declarative_replace(st, entities, &e) != 0) {
+            snprintf(err, errlen, "failed loading declarative_config %s: %s",
+                     c->declarative_config, e.message);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(text);
+    json_decref(entities);
+    aigw_db_error_clear(&e);
+    aigw_store_close(st);
+    return rc;
+}
+
 /* As `kong start`: the database must be reachable and its migrations complete. */
 static int check_store(const aigw_conf_t *c, char *err, size_t errlen)
 {
@@ -995,6 +1041,9 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         goto early_fail;
     if (c->database != AIGW_DB_OFF && check_store(c, err, sizeof(err)) != 0)
         goto early_fail;
+    if (c->database == AIGW_DB_OFF && c->role != AIGW_ROLE_DATA_PLANE &&
+        prepare_dbless(c, err, sizeof(err)) != 0)
+        goto early_fail;
     if (gethostname(n->hostname, sizeof(n->hostname) - 1) != 0)
         aigw_strlcpy(n->hostname, "localhost", sizeof(n->hostname));
     if (aigw_log_configure(c, err, sizeof(err)) != 0)
@@ -1085,7 +1134,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         describe("status", &c->status_listen, where, sizeof(where), &pos);
         AIGW_LOG(AIGW_LOG_NOTICE, "aigwd %s started (pid %ld, %zu workers, prefix %s): %s",
                  AIGW_VERSION, (long)getpid(), nworkers, c->prefix, where);
-        if (c->database != AIGW_DB_OFF && c->role != AIGW_ROLE_DATA_PLANE)
+        if (c->role != AIGW_ROLE_DATA_PLANE)
             builder_start(n->cfg);
         report_ready(ready_fd, "ok");
         ready_fd = -1;

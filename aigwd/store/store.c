@@ -385,19 +385,26 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+void aigw_store_dbless_path(const aigw_conf_t *c, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/dbless.db", c->prefix);
+}
+
 aigw_store_t *aigw_store_open(const aigw_conf_t *c, char *err, size_t errlen)
 {
-    if (c->database == AIGW_DB_OFF) {
-        snprintf(err, errlen, "database = off: there is no database to open");
-        return NULL;
-    }
     aigw_store_t *s = calloc(1, sizeof(*s));
     if (!s) {
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    if (c->database == AIGW_DB_SQLITE) {
-        if (aigw_store__sqlite_open(s, c->sqlite_path, err, errlen) != 0) {
+    if (c->database == AIGW_DB_SQLITE || c->database == AIGW_DB_OFF) {
+        char dbless[4200];
+        const char *path = c->sqlite_path;
+        if (c->database == AIGW_DB_OFF) {
+            aigw_store_dbless_path(c, dbless, sizeof(dbless));
+            path = dbless;
+        }
+        if (aigw_store__sqlite_open(s, path, err, errlen) != 0) {
             free(s);
             return NULL;
         }

@@ -48,9 +48,12 @@ int aigw_db_error_status(int code);
 typedef struct aigw_store aigw_store_t;
 
 /* Connects (SQLite: opens/creates the file, WAL, foreign keys on). NULL with a one-line
- * reason in err. Does not migrate. */
+ * reason in err. Does not migrate. With database = off (DB-less) it opens the node's own
+ * SQLite file that holds the declarative configuration (aigw_store_dbless_path). */
 aigw_store_t *aigw_store_open(const aigw_conf_t *c, char *err, size_t errlen);
 void aigw_store_close(aigw_store_t *s);          /* NULL is fine */
+/* <prefix>/dbless.db: rebuilt from declarative_config at every start in DB-less mode. */
+void aigw_store_dbless_path(const aigw_conf_t *c, char *out, size_t cap);
 /* 1 when a trivial query succeeds now (reconnecting once when the link was lost). */
 int aigw_store_ping(aigw_store_t *s);
 const char *aigw_store_kind(const aigw_store_t *s);   /* "sqlite" or "postgres" */

@@ -27,6 +27,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from aigwtest import (  # noqa: E402
+    conf_value,
     AigwInstance, LOCAL, Postgres, Redis, RunResult, aigwd_bin, clean_env, find_sanitizer_report,
     free_port, merge_defaults, pid_alive, pid_is_aigwd, read_text, reap_instances,
     set_pdeathsig,
@@ -81,7 +82,9 @@ class AigwFactory:
         self.runs[str(prefix)] = n
         inst = AigwInstance(prefix, full_env, conf_path, args, n)
         self.instances.append(inst)
-        if bootstrap:
+        dbless = "off" in (full_env.get("AIGW_DATABASE"), full_env.get("KONG_DATABASE")) or \
+            (conf is not None and conf_value(conf, "database") == "off")
+        if bootstrap and not dbless:
             bootstrap_database(prefix, full_env, conf_path)
         inst.start()
         if wait:

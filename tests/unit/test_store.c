@@ -846,8 +846,10 @@ static void test_unbootstrapped_and_bad_path(void **state)
     char e[256] = "";
     assert_null(aigw_store_open(&bad, e, sizeof(e)));
     assert_non_null(strstr(e, "/proc/aigw-no"));
-    aigw_conf_t off = { .database = AIGW_DB_OFF };
+    /* DB-less: the node's own file in the prefix. */
+    aigw_conf_t off = { .database = AIGW_DB_OFF, .prefix = "/proc/aigw-no" };
     assert_null(aigw_store_open(&off, e, sizeof(e)));
+    assert_non_null(strstr(e, "/proc/aigw-no"));
 }
 
 /* The database file is created for its owner only. */
