@@ -329,10 +329,11 @@ static int resolve_foreigns(call_t *c, const aigw_entity_t *e, json_t *obj)
     return -1;
 }
 
-/* basic-auth: the password is stored as an Argon2id hash (never in clear). */
-static int hash_password(json_t *obj)
+/* basic-auth: the password is stored as an Argon2id hash (never in clear). oauth2 with
+ * hash_secret: the client_secret likewise (Kong hashes it then too). */
+static int hash_field(json_t *obj, const char *field)
 {
-    const char *pw = json_string_value(json_object_get(obj, "password"));
+    const char *pw = json_string_value(json_object_get(obj, field));
     if (!pw || strncmp(pw, "$argon2id$", 10) == 0)
         return 0;
     unsigned char salt[16];
@@ -342,7 +343,7 @@ static int hash_password(json_t *obj)
     if (argon2id_hash_encoded(2, 19456, 1, pw, strlen(pw), salt, sizeof(salt), 32, enc,
                               sizeof(enc)) != ARGON2_OK)
         return -1;
-    json_object_set_new(obj, "password", json_string(enc));
+    json_object_set_new(obj, field, json_string(enc));
     return 0;
 }
 
@@ -384,7 +385,13 @@ static int validate(call_t *c, const aigw_entity_t *e, json_t *obj, aigw_vmode_t
         json_decref(errors);
         return -1;
     }
-    if (e == aigw_schema_entity("basicauth_credentials") && hash_password(obj) != 0) {
+    int hash_err = 0;
+    if (e == aigw_schema_entity("basicauth_credentials"))
+        hash_err = hash_field(obj, "password");
+    else if (e == aigw_schema_entity("oauth2_credentials") &&
+             json_is_true(json_object_get(obj, "hash_secret")))
+        hash_err = hash_field(obj, "client_secret");
+    if (hash_err != 0) {
         aigw_admin_respond_message(c->req, 500, "An unexpected error occurred");
         return -1;
     }

@@ -256,3 +256,15 @@ def test_credentials_tags(gw):
     r = gw.get(f"/key-auths?tags={tag}")
     assert r.status_code == 200
     assert [x["id"] for x in r.json()["data"]] == [k["id"]]
+
+
+def test_oauth2_hash_secret(gw):
+    """hash_secret=true: the client secret is kept only as a hash (Kong hashes it too)."""
+    c = gw.post("/consumers", json={"username": "hs-" + uuid.uuid4().hex[:8]}).json()
+    r = gw.post(f"/consumers/{c['id']}/oauth2",
+                json={"name": "app", "client_secret": "plain-secret", "hash_secret": True})
+    assert r.status_code == 201, r.text
+    assert r.json()["client_secret"] != "plain-secret"
+    assert r.json()["client_secret"].startswith("$argon2id$")
+    r = gw.post(f"/consumers/{c['id']}/oauth2", json={"name": "app2", "client_secret": "kept"})
+    assert r.status_code == 201 and r.json()["client_secret"] == "kept"
