@@ -752,15 +752,24 @@ static void list(call_t *c, const aigw_entity_t *e, const char *fk_field, const 
         q.tags = NULL;   /* Kong ignores tags on nested collections */
     q.fk_field = fk_field;
     q.fk_id = fk_id;
-    /* Kong's exact-match filters on unique fields (GET /consumers?custom_id=x). */
-    const json_t *cid = json_object_get(c->query, "custom_id");
-    if (top_level && cid && e == aigw_schema_entity("consumers")) {
-        if (!json_is_string(cid) || !*json_string_value(cid)) {
-            aigw_admin_respond_message(c->req, 400, "custom_id must be an unempty string");
-            goto out;
+    /* Kong's exact lookup GET /consumers?custom_id=x (and, as the issue asks, ?username=x
+     * the same way): {"data":[consumer],"next":null} or an empty list. */
+    if (top_level && e == aigw_schema_entity("consumers")) {
+        static const char *const filters[] = { "custom_id", "username" };
+        for (size_t k = 0; k < 2; k++) {
+            const json_t *v = json_object_get(c->query, filters[k]);
+            if (!v)
+                continue;
+            if (!json_is_string(v) || !*json_string_value(v)) {
+                char msg[64];
+                snprintf(msg, sizeof(msg), "%s must be an unempty string", filters[k]);
+                aigw_admin_respond_message(c->req, 400, msg);
+                goto out;
+            }
+            q.eq_field = filters[k];
+            q.eq_value = json_string_value(v);
+            break;
         }
-        q.eq_field = "custom_id";
-        q.eq_value = json_string_value(cid);
     }
     aigw_store_page_t page = { 0 };
     aigw_db_error_t err = { 0 };

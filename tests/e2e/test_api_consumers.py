@@ -286,3 +286,15 @@ def test_auth_plugins_cannot_be_scoped_to_consumer(gw):
         assert r.json() == schema_violation({"consumer": "value must be null"},
                                             "schema violation (consumer: value must be null)"), \
             plugin
+
+
+def test_username_filter(gw):
+    name = "uf-" + uuid.uuid4().hex[:8]
+    c = gw.post("/consumers", json={"username": name}).json()
+    r = gw.get(f"/consumers?username={name}")
+    assert r.status_code == 200 and r.json() == {"data": [c], "next": None}
+    r = gw.get("/consumers?username=nobody-" + uuid.uuid4().hex[:6])
+    assert r.json() == {"data": [], "next": None}
+    r = gw.get("/consumers?username=")
+    assert r.status_code == 400
+    assert r.json() == {"message": "username must be an unempty string"}
