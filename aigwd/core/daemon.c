@@ -718,6 +718,32 @@ static int check_listeners(const aigw_conf_t *c, char *err, size_t errlen)
     return 0;
 }
 
+/* DB-less: declarative_config (if set) replaces the store's content in one transaction. */
+static int load_declarative(const aigw_conf_t *c, aigw_store_t *st, char *err, size_t errlen)
+{
+    if (!c->declarative_config)
+        return 0;
+    char *text = NULL;
+    size_t len = 0;
+    json_t *entities = NULL;
+    aigw_db_error_t e = { 0 };
+    int rc = -1;
+    if (aigw_read_file(c->declarative_config, 64u << 20, &text, &len) != 0) {
+        snprintf(err, errlen, "cannot read declarative_config %s: %s", c->declarative_config,
+                 strerror(errno));
+    } else if (aigw_declarative_parse(text, len, &entities, &e) != 0 ||
+               aigw_declarative_replace(st, entities, &e) != 0) {
+        snprintf(err, errlen, "failed loading declarative_config %s: %s",
+                 c->declarative_config, e.message);
+    } else {
+        rc = 0;
+    }
+    free(text);
+    json_decref(entities);
+    aigw_db_error_clear(&e);
+    return rc;
+}
+
 /* DB-less: a fresh store in the prefix, loaded from declarative_config (if set), as Kong
  * loads its declarative file at start. A file that does not parse stops the start. */
 static int prepare_dbless(const aigw_conf_t *c, char *err, size_t errlen)
@@ -733,31 +759,13 @@ static int prepare_dbless(const aigw_conf_t *c, char *err, size_t errlen)
     if (!st)
         return -1;
     aigw_db_error_t e = { 0 };
-    json_t *entities = NULL;
-    char *text = NULL;
-    size_t len = 0;
     int rc = -1;
     if (aigw_store_bootstrap(st, &e) != 0) {
         snprintf(err, errlen, "%s", e.message);
         goto out;
     }
-    if (c->declarative_config) {
-        if (aigw_read_file(c->declarative_config, 64u << 20, &text, &len) != 0) {
-            snprintf(err, errlen, "cannot read declarative_config %s: %s",
-                     c->declarative_config, strerror(errno));
-            goto out;
-        }
-        if (aigw_declarative_parse(text, len, &entities, &e) != 0 ||
-            aigw_declarative_replace(st, entities, &e) != 0) {
-            snprintf(err, errlen, "failed loading declarative_config %s: %s",
-                     c->declarative_config, e.message);
-            goto out;
-        }
-    }
-    rc = 0;
+    rc = load_declarative(c, st, err, errlen);
 out:
-    free(text);
-    json_decref(entities);
     aigw_db_error_clear(&e);
     aigw_store_close(st);
     return rc;
@@ -839,6 +847,24 @@ static void reload(node_t *n)
         return;
     }
     SSL_CTX *ctx[AIGW_SVC_COUNT];
+    if (nc->conf.database != n->cfg->conf.database) {
+        AIGW_LOG(AIGW_LOG_ERR, "reload failed, still running the previous configuration: "
+                 "`database` cannot change on reload; restart aigwd");
+        aigw_cfg_release(nc);
+        return;
+    }
+    if (nc->conf.database == AIGW_DB_OFF && nc->conf.role != AIGW_ROLE_DATA_PLANE) {
+        /* DB-less: the declarative file is re-read too, all or nothing. */
+        aigw_store_t *st = aigw_store_open(&nc->conf, err, sizeof(err));
+        int ok = st && load_declarative(&nc->conf, st, err, sizeof(err)) == 0;
+        aigw_store_close(st);
+        if (!ok) {
+            AIGW_LOG(AIGW_LOG_ERR,
+                     "reload failed, still running the previous configuration: %s", err);
+            aigw_cfg_release(nc);
+            return;
+        }
+    }
     if (check_listeners(&nc->conf, err, sizeof(err)) != 0) {
         AIGW_LOG(AIGW_LOG_ERR, "reload failed, still running the previous configuration: %s",
                  err);

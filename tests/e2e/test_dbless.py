@@ -87,3 +87,21 @@ def test_bad_declarative_file_refuses_start(aigw_run, tmp_path):
                                                    "AIGW_DECLARATIVE_CONFIG": str(f)})
     assert r.rc == 1
     assert "declarative" in r.stderr and "host" in r.stderr
+
+
+def test_dbless_reload_rereads_file(aigw, tmp_path):
+    import signal
+    f = tmp_path / "kong.yml"
+    f.write_text(KONG_YML)
+    gw = aigw(env={"AIGW_DATABASE": "off", "AIGW_DECLARATIVE_CONFIG": str(f)})
+    a = gw.admin_url
+    f.write_text('_format_version: "3.0"\nservices:\n- name: reloaded\n  url: http://127.0.0.1:7\n')
+    gw.send_signal(signal.SIGHUP)
+    wait_until(lambda: requests.get(a + "/services/reloaded", timeout=10).status_code == 200, 5,
+               what="the re-read declarative file")
+    assert requests.get(a + "/services/ai-orchestrator", timeout=10).status_code == 404
+    # A broken file keeps what runs.
+    f.write_text('_format_version: "3.0"\nservices:\n- name: broken\n')
+    gw.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload failed" in gw.error_log_text(), 5, what="the reload error")
+    assert requests.get(a + "/services/reloaded", timeout=10).status_code == 200
