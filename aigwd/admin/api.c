@@ -1333,7 +1333,11 @@ static void endpoints(call_t *c)
                 snprintf(b, sizeof(b), "/%s/{%s}/%s", e->admin_path, e->name, f->name);
                 json_array_append_new(arr, json_string(b));
             }
-            const char *seg = e->nested_path ? e->nested_path : e->admin_path;
+            /* Only the nested collections dispatch() really serves. */
+            const char *link = NULL;
+            const char *seg = e->nested_path;
+            if (!seg || nested_child(pe2, seg, &link) != e || strcmp(link, f->name) != 0)
+                continue;
             snprintf(b, sizeof(b), "/%s/{%s}/%s", pe2->admin_path, pe2->name, seg);
             json_array_append_new(arr, json_string(b));
             snprintf(b, sizeof(b), "/%s/{%s}/%s/{%s}", pe2->admin_path, pe2->name, seg, e->name);
