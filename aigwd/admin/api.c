@@ -1,7 +1,6 @@
 /* aigwd/admin/api.c: see api.h. The endpoints are not listed one by one: they come from the
  * entity tables (admin_path, nested_path, parent_field, foreign fields), as Kong generates
  * them from its DAO schemas in kong/api/endpoints.lua. */
-#include <argon2.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -329,24 +328,6 @@ static int resolve_foreigns(call_t *c, const aigw_entity_t *e, json_t *obj)
     return -1;
 }
 
-/* basic-auth: the password is stored as an Argon2id hash (never in clear). oauth2 with
- * hash_secret: the client_secret likewise (Kong hashes it then too). */
-static int hash_field(json_t *obj, const char *field)
-{
-    const char *pw = json_string_value(json_object_get(obj, field));
-    if (!pw || strncmp(pw, "$argon2id$", 10) == 0)
-        return 0;
-    unsigned char salt[16];
-    char enc[160];
-    if (RAND_bytes(salt, sizeof(salt)) != 1)
-        return -1;
-    if (argon2id_hash_encoded(2, 19456, 1, pw, strlen(pw), salt, sizeof(salt), 32, enc,
-                              sizeof(enc)) != ARGON2_OK)
-        return -1;
-    json_object_set_new(obj, field, json_string(enc));
-    return 0;
-}
-
 /* Checks that only the plugin/entity rules the schema engine does not know: a plugin name
  * that is not bundled, and plugins that cannot be scoped to a consumer. 0, or -1 answered. */
 static int plugin_prechecks(call_t *c, const aigw_entity_t *e, json_t *obj)
@@ -385,13 +366,7 @@ static int validate(call_t *c, const aigw_entity_t *e, json_t *obj, aigw_vmode_t
         json_decref(errors);
         return -1;
     }
-    int hash_err = 0;
-    if (e == aigw_schema_entity("basicauth_credentials"))
-        hash_err = hash_field(obj, "password");
-    else if (e == aigw_schema_entity("oauth2_credentials") &&
-             json_is_true(json_object_get(obj, "hash_secret")))
-        hash_err = hash_field(obj, "client_secret");
-    if (hash_err != 0) {
+    if (aigw_schema_protect_secrets(e, obj) != 0) {
         aigw_admin_respond_message(c->req, 500, "An unexpected error occurred");
         return -1;
     }

@@ -14,7 +14,6 @@
  * Error trees are built with positional keys marked "\x01<n>" (n 1-based, as Lua indexes them)
  * so that a collection's errors can mix positions and names the way Kong's Lua tables do; they
  * become JSON arrays (positions only) or objects at the end. */
-#include <argon2.h>
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
@@ -24,6 +23,7 @@
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include "common/sbuf.h"
 #include "declarative/declarative.h"
 
 #define POS_MARK '\x01'
@@ -35,60 +35,6 @@
 
 /* ---- small string buffer ---------------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf_t;
-
-static void sb_addn(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 256;
-        while (nc < b->n + n + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_add(sbuf_t *b, const char *s) { sb_addn(b, s, strlen(s)); }
-
-static void sb_addf(sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_addf(sbuf_t *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof(tmp)) {
-        sb_addn(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_addn(b, big, (size_t)n);
-    free(big);
-}
 
 /* ---- Kong's Lua rendering of error trees (Penlight pretty.write(t, "")) ------------------ */
 
@@ -132,7 +78,7 @@ static int long_quote_level(const char *s, size_t n)
 
 /* stringx.quote_string: a long bracket string when s has a newline or bracket sequence, else
  * LuaJIT's %q. */
-static void lua_quote(sbuf_t *b, const char *s, size_t n)
+static void lua_quote(aigw_sbuf_t *b, const char *s, size_t n)
 {
     int level = long_quote_level(s, n);
     if (memchr(s, '\n', n) || level >= 0) {
@@ -140,28 +86,28 @@ static void lua_quote(sbuf_t *b, const char *s, size_t n)
         int k = level + 1 < 63 ? level + 1 : 63;
         memset(eq, '=', (size_t)k);
         eq[k] = '\0';
-        sb_addf(b, "[%s[", eq);
+        aigw_sbuf_addf(b, "[%s[", eq);
         if (n && s[0] == '\n')
-            sb_add(b, "\n");
-        sb_addn(b, s, n);
-        sb_addf(b, "]%s]", eq);
+            aigw_sbuf_add(b, "\n");
+        aigw_sbuf_addn(b, s, n);
+        aigw_sbuf_addf(b, "]%s]", eq);
         return;
     }
-    sb_add(b, "\"");
+    aigw_sbuf_add(b, "\"");
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         if (c == '"' || c == '\\') {
             char t[2] = { '\\', c };
-            sb_addn(b, t, 2);
+            aigw_sbuf_addn(b, t, 2);
         } else if (c == '\r') {
-            sb_add(b, "\\r");
+            aigw_sbuf_add(b, "\\r");
         } else if (c == '\0') {
-            sb_add(b, i + 1 < n && isdigit((unsigned char)s[i + 1]) ? "\\000" : "\\0");
+            aigw_sbuf_add(b, i + 1 < n && isdigit((unsigned char)s[i + 1]) ? "\\000" : "\\0");
         } else {
-            sb_addn(b, &c, 1);
+            aigw_sbuf_addn(b, &c, 1);
         }
     }
-    sb_add(b, "\"");
+    aigw_sbuf_add(b, "\"");
 }
 
 static int is_pos_key(const char *k) { return k[0] == POS_MARK; }
@@ -179,58 +125,58 @@ static int cmp_pos(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void lua_write(sbuf_t *b, const json_t *v);
+static void lua_write(aigw_sbuf_t *b, const json_t *v);
 
 /* A Lua table with integer keys 1..n (value NULL for nil) and string keys: Penlight writes the
  * sequence 1, 2, ... up to the first nil without keys, then the string keys (sorted here; Lua's
  * own order is its hash order), then the remaining integer keys as [n]=. */
-static void lua_table(sbuf_t *b, const json_t *const *seq, size_t nseq, const char **skeys,
+static void lua_table(aigw_sbuf_t *b, const json_t *const *seq, size_t nseq, const char **skeys,
                       const json_t *const *svals, size_t ns, const size_t *rpos,
                       const json_t *const *rvals, size_t nr)
 {
     int first = 1;
-    sb_add(b, "{");
+    aigw_sbuf_add(b, "{");
     size_t i = 0;
     for (; i < nseq && seq[i]; i++) {
         if (!first)
-            sb_add(b, ",");
+            aigw_sbuf_add(b, ",");
         first = 0;
         lua_write(b, seq[i]);
     }
     for (size_t k = 0; k < ns; k++) {
         if (!first)
-            sb_add(b, ",");
+            aigw_sbuf_add(b, ",");
         first = 0;
         if (lua_ident(skeys[k])) {
-            sb_add(b, skeys[k]);
+            aigw_sbuf_add(b, skeys[k]);
         } else {
-            sb_add(b, "[");
+            aigw_sbuf_add(b, "[");
             lua_quote(b, skeys[k], strlen(skeys[k]));
-            sb_add(b, "]");
+            aigw_sbuf_add(b, "]");
         }
-        sb_add(b, "=");
+        aigw_sbuf_add(b, "=");
         lua_write(b, svals[k]);
     }
     for (; i < nseq; i++) {
         if (!seq[i])
             continue;
         if (!first)
-            sb_add(b, ",");
+            aigw_sbuf_add(b, ",");
         first = 0;
-        sb_addf(b, "[%zu]=", i + 1);
+        aigw_sbuf_addf(b, "[%zu]=", i + 1);
         lua_write(b, seq[i]);
     }
     for (size_t k = 0; k < nr; k++) {
         if (!first)
-            sb_add(b, ",");
+            aigw_sbuf_add(b, ",");
         first = 0;
-        sb_addf(b, "[%zu]=", rpos[k]);
+        aigw_sbuf_addf(b, "[%zu]=", rpos[k]);
         lua_write(b, rvals[k]);
     }
-    sb_add(b, "}");
+    aigw_sbuf_add(b, "}");
 }
 
-static void lua_write_object(sbuf_t *b, const json_t *v)
+static void lua_write_object(aigw_sbuf_t *b, const json_t *v)
 {
     size_t n = json_object_size(v);
     const char **skeys = calloc(n + 1, sizeof(*skeys));
@@ -280,7 +226,7 @@ out:
     free(rvals);
 }
 
-static void lua_write(sbuf_t *b, const json_t *v)
+static void lua_write(aigw_sbuf_t *b, const json_t *v)
 {
     switch (json_typeof(v)) {
     case JSON_OBJECT:
@@ -305,31 +251,31 @@ static void lua_write(sbuf_t *b, const json_t *v)
         lua_quote(b, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER:
-        sb_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        aigw_sbuf_addf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
     case JSON_REAL: {
         double d = json_real_value(v);
         if (d == floor(d) && fabs(d) < 1e18)
-            sb_addf(b, "%lld", (long long)d);
+            aigw_sbuf_addf(b, "%lld", (long long)d);
         else
-            sb_addf(b, "%.14g", d);
+            aigw_sbuf_addf(b, "%.14g", d);
         break;
     }
     case JSON_TRUE:
-        sb_add(b, "true");
+        aigw_sbuf_add(b, "true");
         break;
     case JSON_FALSE:
-        sb_add(b, "false");
+        aigw_sbuf_add(b, "false");
         break;
     default:
-        sb_add(b, "nil");
+        aigw_sbuf_add(b, "nil");
         break;
     }
 }
 
 char *aigw_declarative_lua_table(const json_t *tree)
 {
-    sbuf_t b = { 0 };
+    aigw_sbuf_t b = { 0 };
     lua_write(&b, tree);
     if (b.oom) {
         free(b.p);
@@ -736,12 +682,12 @@ static int collect(flat_t *f, const aigw_entity_t *e, json_t *list, size_t paren
  * parent by its id; absent optional fields empty. 1 with the text in b, 0 when Kong would
  * give up (an auto or missing required field, a parent without id), -1 to skip the value
  * (Kong inserts nothing for records and nulls). */
-static int cache_key_part(flat_t *f, const item_t *it, const char *field, sbuf_t *b)
+static int cache_key_part(flat_t *f, const item_t *it, const char *field, aigw_sbuf_t *b)
 {
     const aigw_field_t *fd = aigw_schema_field(it->e->fields, field);
     json_t *v = json_object_get(it->obj, field);
     if (json_is_string(v)) {
-        sb_add(b, json_string_value(v));
+        aigw_sbuf_add(b, json_string_value(v));
         return 1;
     }
     if (v)
@@ -750,7 +696,7 @@ static int cache_key_part(flat_t *f, const item_t *it, const char *field, sbuf_t
         const char *pid = json_string_value(json_object_get(f->items[it->parent].obj, "id"));
         if (!pid)
             return 0;
-        sb_add(b, pid);
+        aigw_sbuf_add(b, pid);
         return 1;
     }
     if (fd && (fd->flags & AIGW_F_REQUIRED))
@@ -767,11 +713,11 @@ static char *uuid_key(flat_t *f, const item_t *it)
         if (ck[i][0] == '*')
             use_ck = 0;
     if (use_ck) {
-        sbuf_t b = { 0 };
-        sb_add(&b, it->e->name);
-        sb_add(&b, ":*");
+        aigw_sbuf_t b = { 0 };
+        aigw_sbuf_add(&b, it->e->name);
+        aigw_sbuf_add(&b, ":*");
         for (size_t i = 0; ck[i]; i++) {
-            sbuf_t part = { 0 };
+            aigw_sbuf_t part = { 0 };
             int r = cache_key_part(f, it, ck[i], &part);
             if (r == 0) {
                 free(part.p);
@@ -779,8 +725,8 @@ static char *uuid_key(flat_t *f, const item_t *it)
                 return NULL;
             }
             if (r == 1) {
-                sb_add(&b, ":");
-                sb_add(&b, part.p ? part.p : "");
+                aigw_sbuf_add(&b, ":");
+                aigw_sbuf_add(&b, part.p ? part.p : "");
             }
             free(part.p);
         }
@@ -794,8 +740,8 @@ static char *uuid_key(flat_t *f, const item_t *it)
         json_t *v = json_object_get(it->obj, it->e->endpoint_key);
         if (json_is_string(v)) {
             const aigw_field_t *fd = aigw_schema_field(it->e->fields, it->e->endpoint_key);
-            sbuf_t b = { 0 };
-            sb_add(&b, json_string_value(v));
+            aigw_sbuf_t b = { 0 };
+            aigw_sbuf_add(&b, json_string_value(v));
             if (!fd || !(fd->flags & AIGW_F_UNIQUE)) {
                 /* Unique within the parent: compose with the parent's key and workspace. */
                 for (const aigw_field_t *x = it->e->fields; x && x->name; x++) {
@@ -804,13 +750,13 @@ static char *uuid_key(flat_t *f, const item_t *it)
                     if (it->parent_fk == x) {
                         const char *pid =
                             json_string_value(json_object_get(f->items[it->parent].obj, "id"));
-                        sb_addf(&b, ":%s", pid ? pid : "");
+                        aigw_sbuf_addf(&b, ":%s", pid ? pid : "");
                     } else if (json_is_string(json_object_get(it->obj, x->name))) {
-                        sb_addf(&b, ":%s",
+                        aigw_sbuf_addf(&b, ":%s",
                                 json_string_value(json_object_get(it->obj, x->name)));
                     }
                 }
-                sb_add(&b, ":*");
+                aigw_sbuf_add(&b, ":*");
             }
             if (b.oom) {
                 free(b.p);
@@ -1072,8 +1018,8 @@ static void check_unique(flat_t *f, const size_t *order, size_t n)
                                            : json_dumps(v, JSON_ENCODE_ANY);
             if (!text)
                 continue;
-            sbuf_t k = { 0 };
-            sb_addf(&k, "%s\x1f%s\x1f%s", it->e->name, fd->name, text);
+            aigw_sbuf_t k = { 0 };
+            aigw_sbuf_addf(&k, "%s\x1f%s\x1f%s", it->e->name, fd->name, text);
             if (k.p && json_object_get(seen, k.p)) {
                 const char *ek = it->e->endpoint_key;
                 const char *at = ek ? json_string_value(json_object_get(it->obj, ek)) : NULL;
@@ -1189,10 +1135,10 @@ static char *normalize_path(const char *in)
         }
     }
     {
-        sbuf_t b = { 0 };
-        sb_add(&b, "");
+        aigw_sbuf_t b = { 0 };
+        aigw_sbuf_add(&b, "");
         for (size_t i = 0; i < ns; i++)
-            sb_add(&b, segs[i]);
+            aigw_sbuf_add(&b, segs[i]);
         outp = b.oom ? (free(b.p), NULL) : b.p;
     }
 out:
@@ -1207,8 +1153,8 @@ out:
  * metacharacters. */
 static char *normalize_regex(const char *in)
 {
-    sbuf_t b = { 0 };
-    sb_add(&b, "~");
+    aigw_sbuf_t b = { 0 };
+    aigw_sbuf_add(&b, "~");
     size_t n = strlen(in);
     for (size_t i = 0; i < n; i++) {
         if (in[i] == '%' && i + 2 < n && hexval(in[i + 1]) >= 0 && hexval(in[i + 2]) >= 0) {
@@ -1216,17 +1162,17 @@ static char *normalize_regex(const char *in)
             if (is_reserved(c)) {
                 char t[4] = { '%', (char)toupper((unsigned char)in[i + 1]),
                               (char)toupper((unsigned char)in[i + 2]), 0 };
-                sb_add(&b, t);
+                aigw_sbuf_add(&b, t);
             } else if (c && strchr(".^-{}\\|", c)) {
                 char t[3] = { '\\', (char)c, 0 };
-                sb_add(&b, t);
+                aigw_sbuf_add(&b, t);
             } else {
                 char t = (char)c;
-                sb_addn(&b, &t, 1);
+                aigw_sbuf_addn(&b, &t, 1);
             }
             i += 2;
         } else {
-            sb_addn(&b, in + i, 1);
+            aigw_sbuf_addn(&b, in + i, 1);
         }
     }
     if (b.oom) {
@@ -1501,26 +1447,6 @@ out:
 
 /* ---- import / replace ---------------------------------------------------------------------- */
 
-/* basic-auth with _transform: a clear password is stored as an Argon2id hash, as the admin API
- * does; hashes already in aigw's form stay. */
-static int transform_entity(const aigw_entity_t *e, json_t *obj)
-{
-    if (strcmp(e->name, "basicauth_credentials") != 0)
-        return 0;
-    const char *pw = json_string_value(json_object_get(obj, "password"));
-    if (!pw || strncmp(pw, "$argon2id$", 10) == 0)
-        return 0;
-    unsigned char salt[16];
-    char enc[160];
-    if (RAND_bytes(salt, sizeof(salt)) != 1)
-        return -1;
-    if (argon2id_hash_encoded(2, 19456, 1, pw, strlen(pw), salt, sizeof(salt), 32, enc,
-                              sizeof(enc)) != ARGON2_OK)
-        return -1;
-    json_object_set_new(obj, "password", json_string(enc));
-    return 0;
-}
-
 static int write_all(aigw_store_t *s, const json_t *entities, int upsert, aigw_db_error_t *err)
 {
     int transform = !json_is_false(json_object_get(entities, "_transform"));
@@ -1531,7 +1457,7 @@ static int write_all(aigw_store_t *s, const json_t *entities, int upsert, aigw_d
         json_t *item;
         json_array_foreach(list, i, item) {
             json_t *obj = json_deep_copy(item);
-            if (!obj || (transform && transform_entity(ent, obj) != 0)) {
+            if (!obj || (transform && aigw_schema_protect_secrets(ent, obj) != 0)) {
                 json_decref(obj);
                 aigw_db_error_clear(err);
                 err->code = AIGW_DBE_DATABASE;

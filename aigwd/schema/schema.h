@@ -162,6 +162,12 @@ json_t *aigw_schema_describe_plugin(const aigw_plugin_schema_t *p);
 const aigw_field_t *aigw_schema_field_path(const aigw_entity_t *e, const char *plugin_name,
                                            const char *const *path, size_t depth);
 
+/* Secrets at rest, for every path that stores entities (admin API, declarative import): a
+ * basic-auth password, and an oauth2 client_secret when hash_secret is true, are replaced by
+ * an Argon2id hash unless they already are one. 0, or -1 (random source or hash failure).
+ * Slow on purpose (tens of ms): never call it on a proxy worker. */
+int aigw_schema_protect_secrets(const aigw_entity_t *e, json_t *obj);
+
 /* A new random UUID v4 string into out (37 bytes). */
 void aigw_schema_uuid(char out[37]);
 /* 1 if s is a UUID in canonical text form. */

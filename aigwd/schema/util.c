@@ -10,6 +10,7 @@
 
 #include <openssl/rand.h>
 
+#include "common/sbuf.h"
 #include "schema/schema.h"
 
 /* ---- random bytes and UUIDs ----------------------------------------------------------------- */
@@ -159,121 +160,65 @@ const aigw_field_t *aigw_schema_field_path(const aigw_entity_t *e, const char *p
 
 /* ---- messages --------------------------------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf_t;
-
-static void sb_addn(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_add(sbuf_t *b, const char *s)
-{
-    sb_addn(b, s, strlen(s));
-}
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(sbuf_t *b, const char *fmt, ...)
-{
-    char tmp[64];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof tmp) {
-        sb_addn(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_addn(b, big, (size_t)n);
-    free(big);
-}
 
 /* Lua's tostring() of a number, as penlight prints it: integers plainly, else %.14g. */
-static void sb_number(sbuf_t *b, const json_t *v)
+static void sb_number(aigw_sbuf_t *b, const json_t *v)
 {
     if (json_is_integer(v)) {
-        sb_printf(b, "%lld", (long long)json_integer_value(v));
+        aigw_sbuf_addf(b, "%lld", (long long)json_integer_value(v));
         return;
     }
     double d = json_real_value(v);
     if (d >= -9.2e18 && d <= 9.2e18 && d == (double)(long long)d)
-        sb_printf(b, "%lld", (long long)d);
+        aigw_sbuf_addf(b, "%lld", (long long)d);
     else
-        sb_printf(b, "%.14g", d);
+        aigw_sbuf_addf(b, "%.14g", d);
 }
 
 /* A Lua string literal as Lua's %q writes it. */
-static void sb_quoted(sbuf_t *b, const char *s)
+static void sb_quoted(aigw_sbuf_t *b, const char *s)
 {
-    sb_add(b, "\"");
+    aigw_sbuf_add(b, "\"");
     for (; *s; s++) {
         if (*s == '"' || *s == '\\')
-            sb_addn(b, "\\", 1);
+            aigw_sbuf_addn(b, "\\", 1);
         if (*s == '\n') {
-            sb_add(b, "\\\n");
+            aigw_sbuf_add(b, "\\\n");
             continue;
         }
         if (*s == '\r') {
-            sb_add(b, "\\r");
+            aigw_sbuf_add(b, "\\r");
             continue;
         }
-        sb_addn(b, s, 1);
+        aigw_sbuf_addn(b, s, 1);
     }
-    sb_add(b, "\"");
+    aigw_sbuf_add(b, "\"");
 }
 
 /* ---- penlight's pretty.write, for errors nested deeper than one level ---- */
 
 typedef struct pretty {
-    sbuf_t out;    /* finished lines joined with "\n" */
-    sbuf_t line;   /* the line being built */
+    aigw_sbuf_t out;    /* finished lines joined with "\n" */
+    aigw_sbuf_t line;   /* the line being built */
     int nlines;
 } pretty_t;
 
 static void pr_put(pretty_t *pr, const char *s)
 {
-    sb_add(&pr->line, s);
+    aigw_sbuf_add(&pr->line, s);
 }
 
 static void pr_push(pretty_t *pr, const char *s, size_t n)
 {
     if (pr->nlines++ > 0)
-        sb_add(&pr->out, "\n");
-    sb_addn(&pr->out, s, n);
+        aigw_sbuf_add(&pr->out, "\n");
+    aigw_sbuf_addn(&pr->out, s, n);
 }
 
 static void pr_putln(pretty_t *pr, const char *s)
 {
     if (pr->line.n > 0) {
-        sb_add(&pr->line, s);
+        aigw_sbuf_add(&pr->line, s);
         pr_push(pr, pr->line.p, pr->line.n);
         pr->line.n = 0;
         pr->line.p[0] = '\0';
@@ -340,18 +285,18 @@ static void pr_write(pretty_t *pr, const json_t *t, const char *oldindent, const
 
 static void pr_scalar_line(pretty_t *pr, const json_t *t)
 {
-    sbuf_t s = {0};
+    aigw_sbuf_t s = {0};
     if (json_is_string(t))
         sb_quoted(&s, json_string_value(t));
     else if (json_is_number(t))
         sb_number(&s, t);
     else if (json_is_true(t))
-        sb_add(&s, "true");
+        aigw_sbuf_add(&s, "true");
     else if (json_is_false(t))
-        sb_add(&s, "false");
+        aigw_sbuf_add(&s, "false");
     else
-        sb_add(&s, "nil");
-    sb_add(&s, ",");
+        aigw_sbuf_add(&s, "nil");
+    aigw_sbuf_add(&s, ",");
     pr_putln(pr, s.p ? s.p : ",");
     free(s.p);
 }
@@ -362,9 +307,9 @@ static void pr_write(pretty_t *pr, const json_t *t, const char *oldindent, const
         pr_scalar_line(pr, t);
         return;
     }
-    sbuf_t newindent = {0};
-    sb_add(&newindent, indent);
-    sb_add(&newindent, "  ");
+    aigw_sbuf_t newindent = {0};
+    aigw_sbuf_add(&newindent, indent);
+    aigw_sbuf_add(&newindent, "  ");
     pr_putln(pr, "{");
     if (json_is_array(t)) {
         /* The array part: elements up to the first hole (null), then [i] = v for the rest. */
@@ -377,8 +322,8 @@ static void pr_write(pretty_t *pr, const json_t *t, const char *oldindent, const
             const json_t *v = json_array_get(t, i);
             if (json_is_null(v))
                 continue;
-            sbuf_t k = {0};
-            sb_printf(&k, "%s[%zu] = ", indent, i + 1);
+            aigw_sbuf_t k = {0};
+            aigw_sbuf_addf(&k, "%s[%zu] = ", indent, i + 1);
             pr_put(pr, k.p ? k.p : "");
             free(k.p);
             pr_write(pr, v, indent, newindent.p);
@@ -387,16 +332,16 @@ static void pr_write(pretty_t *pr, const json_t *t, const char *oldindent, const
         size_t n;
         const char **keys = sorted_keys(t, &n);
         for (size_t i = 0; keys && i < n; i++) {
-            sbuf_t k = {0};
-            sb_add(&k, indent);
+            aigw_sbuf_t k = {0};
+            aigw_sbuf_add(&k, indent);
             if (is_lua_identifier(keys[i])) {
-                sb_add(&k, keys[i]);
+                aigw_sbuf_add(&k, keys[i]);
             } else {
-                sb_add(&k, "[");
+                aigw_sbuf_add(&k, "[");
                 sb_quoted(&k, keys[i]);
-                sb_add(&k, "]");
+                aigw_sbuf_add(&k, "]");
             }
-            sb_add(&k, " = ");
+            aigw_sbuf_add(&k, " = ");
             pr_put(pr, k.p ? k.p : "");
             free(k.p);
             pr_write(pr, json_object_get(t, keys[i]), indent, newindent.p);
@@ -404,21 +349,21 @@ static void pr_write(pretty_t *pr, const json_t *t, const char *oldindent, const
         free(keys);
     }
     pr_eat_last_comma(pr);
-    sbuf_t close = {0};
-    sb_add(&close, oldindent);
-    sb_add(&close, "},");
+    aigw_sbuf_t close = {0};
+    aigw_sbuf_add(&close, oldindent);
+    aigw_sbuf_add(&close, "},");
     pr_putln(pr, close.p ? close.p : "},");
     free(close.p);
     free(newindent.p);
 }
 
-static void sb_pretty(sbuf_t *b, const json_t *v)
+static void sb_pretty(aigw_sbuf_t *b, const json_t *v)
 {
     pretty_t pr = {0};
     pr_write(&pr, v, "", "  ");
     pr_eat_last_comma(&pr);
     if (pr.out.p)
-        sb_add(b, pr.out.p);
+        aigw_sbuf_add(b, pr.out.p);
     if (pr.out.oom || pr.line.oom)
         b->oom = 1;
     free(pr.out.p);
@@ -426,26 +371,26 @@ static void sb_pretty(sbuf_t *b, const json_t *v)
 }
 
 /* "<parent>.<sub>: <msg>" with a nested table pretty-printed, as errors.lua does. */
-static void add_sub(sbuf_t *parts, size_t *count, const char *parent, const char *sub,
+static void add_sub(aigw_sbuf_t *parts, size_t *count, const char *parent, const char *sub,
                     const json_t *v)
 {
     if (*count > 0)
-        sb_add(parts, "; ");
+        aigw_sbuf_add(parts, "; ");
     (*count)++;
-    sb_printf(parts, "%s.%s: ", parent, sub);
+    aigw_sbuf_addf(parts, "%s.%s: ", parent, sub);
     if (json_is_string(v))
-        sb_add(parts, json_string_value(v));
+        aigw_sbuf_add(parts, json_string_value(v));
     else if (json_is_object(v) || json_is_array(v))
         sb_pretty(parts, v);
     else if (json_is_number(v))
         sb_number(parts, v);
     else
-        sb_add(parts, json_is_true(v) ? "true" : json_is_false(v) ? "false" : "nil");
+        aigw_sbuf_add(parts, json_is_true(v) ? "true" : json_is_false(v) ? "false" : "nil");
 }
 
 char *aigw_schema_errors_message(const json_t *errors)
 {
-    sbuf_t parts = {0};
+    aigw_sbuf_t parts = {0};
     size_t count = 0;
     if (!json_is_object(errors))
         goto done;
@@ -458,12 +403,12 @@ char *aigw_schema_errors_message(const json_t *errors)
             if (!json_is_string(m))
                 continue;
             if (count++ > 0)
-                sb_add(&parts, "; ");
-            sb_add(&parts, json_string_value(m));
+                aigw_sbuf_add(&parts, "; ");
+            aigw_sbuf_add(&parts, json_string_value(m));
         }
     } else if (json_is_string(ent)) {
         count++;
-        sb_add(&parts, json_string_value(ent));
+        aigw_sbuf_add(&parts, json_string_value(ent));
     }
 
     size_t n;
@@ -492,18 +437,18 @@ char *aigw_schema_errors_message(const json_t *errors)
             }
         } else {
             if (count++ > 0)
-                sb_add(&parts, "; ");
-            sb_printf(&parts, "%s: %s", k, json_is_string(v) ? json_string_value(v) : "");
+                aigw_sbuf_add(&parts, "; ");
+            aigw_sbuf_addf(&parts, "%s: %s", k, json_is_string(v) ? json_string_value(v) : "");
         }
     }
     free(keys);
 
 done:;
-    sbuf_t msg = {0};
+    aigw_sbuf_t msg = {0};
     if (count == 1)
-        sb_printf(&msg, "schema violation (%s)", parts.p ? parts.p : "");
+        aigw_sbuf_addf(&msg, "schema violation (%s)", parts.p ? parts.p : "");
     else
-        sb_printf(&msg, "%zu schema violations (%s)", count, parts.p ? parts.p : "");
+        aigw_sbuf_addf(&msg, "%zu schema violations (%s)", count, parts.p ? parts.p : "");
     int oom = parts.oom || msg.oom;
     free(parts.p);
     if (oom) {

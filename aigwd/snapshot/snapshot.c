@@ -5,6 +5,7 @@
 #include <string.h>
 #include <stdio.h>
 #include <uv.h>
+#include "common/sbuf.h"
 #include "core/log.h"
 #include "schema/schema.h"
 #include "snapshot/snapshot.h"
@@ -26,41 +27,9 @@ static int is_config_entity(const aigw_entity_t *e)
            strcmp(e->name, "oauth2_authorization_codes") != 0;
 }
 
-/* A growing text buffer. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sbuf_t;
-
-static void put(sbuf_t *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 65536;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void puts_(sbuf_t *b, const char *s)
-{
-    put(b, s, strlen(s));
-}
 
 typedef struct collect {
-    sbuf_t *b;
+    aigw_sbuf_t *b;
     size_t count;
 } collect_t;
 
@@ -68,8 +37,8 @@ static int on_row(const char *json, void *ud)
 {
     collect_t *c = ud;
     if (c->count++)
-        put(c->b, ",", 1);
-    puts_(c->b, json);
+        aigw_sbuf_addn(c->b, ",", 1);
+    aigw_sbuf_add(c->b, json);
     return c->b->oom ? -1 : 0;
 }
 
@@ -87,24 +56,24 @@ static void hex(const unsigned char *in, size_t n, char *out)
  * a build costs a read and a copy, not a parse and a re-encode of every entity. */
 aigw_snapshot_t *aigw_snapshot_build(aigw_store_t *s, long long version, aigw_db_error_t *err)
 {
-    sbuf_t b = { 0 };
+    aigw_sbuf_t b = { 0 };
     size_t count = 0;
-    puts_(&b, "{\"_format_version\":\"3.0\"");
+    aigw_sbuf_add(&b, "{\"_format_version\":\"3.0\"");
     for (const aigw_entity_t *const *pe = aigw_entities; *pe; pe++) {
         if (!is_config_entity(*pe))
             continue;
-        put(&b, ",\"", 2);
-        puts_(&b, (*pe)->name);
-        put(&b, "\":[", 3);
+        aigw_sbuf_addn(&b, ",\"", 2);
+        aigw_sbuf_add(&b, (*pe)->name);
+        aigw_sbuf_addn(&b, "\":[", 3);
         collect_t c = { &b, 0 };
         if (aigw_store_each_raw(s, *pe, on_row, &c, err) != 0) {
             free(b.p);
             return NULL;
         }
-        put(&b, "]", 1);
+        aigw_sbuf_addn(&b, "]", 1);
         count += c.count;
     }
-    put(&b, "}", 1);
+    aigw_sbuf_addn(&b, "}", 1);
     aigw_snapshot_t *snap = b.oom ? NULL : calloc(1, sizeof(*snap));
     if (!snap) {
         free(b.p);
