@@ -164,6 +164,12 @@ static const conf_key_t conf_keys[] = {
       .type = T_SIZE, .def = "0", .off = OFF(client_max_body_size) },
     { .name = "client_body_buffer_size", .alias = "nginx_http_client_body_buffer_size",
       .type = T_SIZE, .def = "8k", .off = OFF(client_body_buffer_size) },
+    { .name = "upstream_keepalive_pool_size", .type = T_INT, .def = "512",
+      .off = OFF(upstream_keepalive_pool_size), .min = 0, .max = 1000000 },
+    { .name = "upstream_keepalive_max_requests", .type = T_INT, .def = "10000",
+      .off = OFF(upstream_keepalive_max_requests), .min = 0, .max = INT_MAX },
+    { .name = "upstream_keepalive_idle_timeout", .type = T_INT, .def = "60",
+      .off = OFF(upstream_keepalive_idle_timeout), .min = 0, .max = 86400 },
     { .name = "declarative_config", .type = T_PATH, .def = "NONE",
       .off = OFF(declarative_config), .flags = F_NONE },
 };

@@ -116,6 +116,9 @@ typedef struct aigw_conf {
     char *real_ip_header;       /* default X-Real-IP */
     uint64_t client_max_body_size;   /* bytes; 0 = no limit */
     uint64_t client_body_buffer_size;/* bytes */
+    int upstream_keepalive_pool_size;      /* idle connections per upstream pool; 0 = off */
+    int upstream_keepalive_max_requests;   /* requests per upstream connection; 0 = no cap */
+    int upstream_keepalive_idle_timeout;   /* seconds; 0 = no timeout */
     char *declarative_config;   /* absolute or NULL */
 
     /* Every known key with its effective value as text, in table order, for GET / and

@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "http/tls.h"
+#include "proxy/loader.h"
 #include "proxy/proxy.h"
 #include "declarative/declarative.h"
 #include "snapshot/snapshot.h"
@@ -54,6 +55,7 @@ typedef struct thread {
     aigw_http_worker_t http;
     aigw_cfg_t *cfg;             /* current, one reference */
     aigw_admin_t *admin;         /* admin thread only */
+    aigw_proxy_worker_t *proxy;  /* proxy threads only */
     pthread_mutex_t mu;
     cmd_t *cmds, **cmds_tail;
     int stopping;
@@ -175,7 +177,12 @@ static void apply_services(thread_t *t, const aigw_conf_t *c, SSL_CTX *ctx[AIGW_
         s->limits = aigw_http_limits_default;
         if (k == AIGW_SVC_PROXY) {
             s->on_request = aigw_proxy_handle;
-            s->ud = NULL;
+            s->ud = t->proxy;
+            if (t->proxy)
+                aigw_proxy_worker_set_conf(t->proxy, c);
+            /* request_buffering (Kong's default): the body is read whole before the
+             * upstream request starts. */
+            s->limits.buffer_body = 1;
             s->limits.max_body = c->client_max_body_size;
             s->access_log = AIGW_LOGF_PROXY_ACCESS;
         } else {
@@ -272,6 +279,7 @@ static void on_drained(aigw_http_worker_t *w)
 {
     thread_t *t = (thread_t *)((char *)w - offsetof(thread_t, http));
     /* Nothing is left to serve: close our own handles so the loop ends. */
+    aigw_proxy_worker_close(t->proxy);
     uv_walk(&t->loop, on_close_walk, NULL);
 }
 
@@ -506,6 +514,10 @@ static int thread_init(node_t *n, thread_t *t, int is_admin, size_t idx)
         if (!t->admin)
             return -1;
         aigw_admin_on_change(t->admin, on_config_change, t);
+    } else {
+        t->proxy = aigw_proxy_worker_new(&t->loop, &t->cfg->conf);
+        if (!t->proxy)
+            return -1;
     }
     SSL_CTX *ctx[AIGW_SVC_COUNT];
     for (int k = 0; k < AIGW_SVC_COUNT; k++) {
@@ -526,6 +538,7 @@ static void thread_fini(thread_t *t)
         uv_loop_close(&t->loop);
     }
     aigw_http_worker_free(&t->http);
+    aigw_proxy_worker_free(t->proxy);
     aigw_admin_free(t->admin);
     aigw_cfg_release(t->cfg);
     cmd_t *c = t->cmds;
@@ -1160,6 +1173,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         describe("status", &c->status_listen, where, sizeof(where), &pos);
         AIGW_LOG(AIGW_LOG_NOTICE, "aigwd %s started (pid %ld, %zu workers, prefix %s): %s",
                  AIGW_VERSION, (long)getpid(), nworkers, c->prefix, where);
+        aigw_runtime_follow_snapshots();
         if (c->role != AIGW_ROLE_DATA_PLANE)
             builder_start(n->cfg);
         report_ready(ready_fd, "ok");
@@ -1172,6 +1186,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
     for (size_t i = 0; i < n->n_threads; i++)
         pthread_join(n->threads[i].tid, NULL);
     builder_stop();
+    aigw_runtime_shutdown();
     made = n->n_threads;
 fail_threads_init:
     for (size_t i = 0; i < made; i++)

@@ -59,7 +59,7 @@ aigw_errpage_format_t aigw_errpage_negotiate(const aigw_http_req_t *req, int use
     if (!h && use_content_type)
         h = aigw_http_req_header(req, AIGW_STR("content-type"));
     if (!h)
-        return AIGW_ERRPAGE_JSON;
+        return use_content_type == 2 ? AIGW_ERRPAGE_PLAIN : AIGW_ERRPAGE_JSON;
     aigw_str_t rest = h->value;
     aigw_errpage_format_t best = AIGW_ERRPAGE_JSON;
     int best_q = 0;

@@ -17,7 +17,8 @@ typedef enum {
 /* From Accept: the media type with the highest q wins, the first one on a tie; unknown
  * types mean JSON. Without Accept: JSON, or with use_content_type the request's own
  * Content-Type (as Kong's error_handlers.lua does for nginx-level errors; kong.response.error
- * reads Accept only). */
+ * reads Accept only). use_content_type == 2: the same, and text/plain when the request has
+ * neither header (Kong's error_default_type, for errors nginx produces: 502, 504). */
 aigw_errpage_format_t aigw_errpage_negotiate(const aigw_http_req_t *req, int use_content_type);
 
 /* The Content-Type header value for a format. */

@@ -79,6 +79,18 @@ struct aigw_http_conn {
     int dispatching;             /* the handler is on the stack */
 
     char peer_ip[INET6_ADDRSTRLEN];
+    int local_port;              /* the listener's port */
+    int is_tls;                  /* accepted on an ssl listener */
+
+    /* Streaming responses (aigw_http_stream_*). */
+    int streaming;               /* head written, end not yet */
+    int chunked_out;             /* the body goes out in chunked encoding */
+    int write_failed;            /* a write to the client failed during the stream */
+    aigw_http_abort_fn abort_fn; /* the client went away while a request was in flight */
+    void *abort_ud;
+    aigw_http_drain_fn drain_fn; /* writes fell below the low-water mark */
+    void *drain_ud;
+
     aigw_http_conn_t *prev, *next;
 };
 
@@ -262,6 +274,8 @@ static void update_date(aigw_http_worker_t *w)
     w->date_sec = now;
 }
 
+static void access_log(aigw_http_conn_t *c);
+
 /* ---- closing --------------------------------------------------------------------------- */
 
 static void on_conn_handle_closed(uv_handle_t *h)
@@ -281,6 +295,16 @@ static void conn_close(aigw_http_conn_t *c)
         return;
     c->closing = 1;
     aigw_http_worker_t *w = c->w;
+    if (c->in_request && c->abort_fn) {
+        /* The handler still holds req: tell it to let go before the arena goes. */
+        aigw_http_abort_fn fn = c->abort_fn;
+        c->abort_fn = NULL;
+        c->drain_fn = NULL;
+        if (!c->req.status)
+            c->req.status = 499;
+        fn(&c->req, c->abort_ud);
+        access_log(c);
+    }
     set_state(c, CONN_CLOSED);
     STAT_ADD(w, active, -1);
     if (c->prev)
@@ -306,6 +330,9 @@ static void conn_close(aigw_http_conn_t *c)
 static void start_linger(aigw_http_conn_t *c);
 static void resume_input(aigw_http_conn_t *c);
 
+#define STREAM_HIGH_WATER ((size_t)256 * 1024)
+#define STREAM_LOW_WATER ((size_t)64 * 1024)
+
 static void on_write_done(uv_write_t *wr, int status)
 {
     write_req_t *q = (write_req_t *)wr;
@@ -320,6 +347,12 @@ static void on_write_done(uv_write_t *wr, int status)
         return;
     }
     c->last_activity = uv_now(c->w->loop);
+    if (c->in_request && c->drain_fn && c->pending_bytes <= STREAM_LOW_WATER) {
+        aigw_http_drain_fn fn = c->drain_fn;
+        c->drain_fn = NULL;
+        fn(&c->req, c->drain_ud);
+        return;
+    }
     if (c->pending_writes == 0 && c->close_after && !c->in_request)
         start_linger(c);
     else if (c->reading_stopped && !c->in_request && c->pending_bytes <= MAX_PENDING_WRITE / 2)
@@ -410,7 +443,7 @@ static uint64_t deadline_of(const aigw_http_conn_t *c)
         return c->parser.headers_done ? c->last_activity + BODY_TIMEOUT_MS
                                       : c->state_since + HEADER_TIMEOUT_MS;
     case CONN_LINGERING: return c->state_since + LINGER_TIMEOUT_MS;
-    default: return c->last_activity + SEND_TIMEOUT_MS;  /* HANDLING: bounded by the handler */
+    default: return UINT64_MAX;   /* HANDLING: the handler bounds its own work */
     }
 }
 
@@ -422,6 +455,8 @@ static void on_timer(uv_timer_t *t)
     if (c->closing)
         return;
     uint64_t now = uv_now(c->w->loop), dl = deadline_of(c);
+    if (dl == UINT64_MAX)
+        return;
     if (now < dl) {
         c->timer_due = dl;
         uv_timer_start(&c->timer, on_timer, dl - now, 0);
@@ -441,6 +476,8 @@ static void on_timer(uv_timer_t *t)
 static void arm_timer(aigw_http_conn_t *c)
 {
     uint64_t now = uv_now(c->w->loop), dl = deadline_of(c);
+    if (dl == UINT64_MAX)
+        return;   /* an armed timer fires early and finds nothing to do */
     if (uv_is_active((uv_handle_t *)&c->timer) && c->timer_due <= dl)
         return;
     c->timer_due = dl > now ? dl : now;
@@ -462,50 +499,52 @@ static void finish_request(aigw_http_conn_t *c);
 static void access_log(aigw_http_conn_t *c);
 
 
-void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_header_t *h,
-                       size_t nh, const char *body, size_t len)
+/* Framing of a response body for build_head. */
+enum { FRAME_NONE = -1, FRAME_CHUNKED = -2, FRAME_CLOSE = -3 };
+
+/* Writes the status line and headers of req's response into its arena. clen >= 0 is a
+ * Content-Length; FRAME_* otherwise. raw: the caller's headers carry Date and Server (a
+ * proxied response); the server adds only framing, Connection and the request id. Sets
+ * c->close_after when the connection cannot be kept. NULL when out of memory. */
+static char *build_head(aigw_http_conn_t *c, aigw_http_req_t *req, int status,
+                        const aigw_http_resp_header_t *h, size_t nh, int64_t clen, int raw,
+                        size_t *outn)
 {
-    aigw_http_conn_t *c = req->conn;
-    if (c->closing)
-        return;
     aigw_http_worker_t *w = c->w;
     const aigw_http_service_t *svc = &w->svc[c->kind];
-    req->status = status;
-
     int keep = req->keep_alive && !c->close_after && !w->draining && !c->parser.upgrade &&
-               !c->parser.err_status;
+               !c->parser.err_status && clen != FRAME_CLOSE;
     if (!keep)
         c->close_after = 1;
-    int no_body = status == 204 || status == 304 || (status >= 100 && status < 200);
-    int head = req->method == HTTP_HEAD;
-
     size_t cap = 256 + w->date_len;
     for (size_t i = 0; i < nh; i++)
         cap += h[i].name.n + h[i].value.n + 4;
     char *buf = aigw_arena_alloc(&req->arena, cap);
-    if (!buf) {
-        conn_close(c);
-        return;
-    }
-    update_date(w);
+    if (!buf)
+        return NULL;
     size_t n = put_status_line(buf, status);
-    n += put(buf + n, w->date, w->date_len);
+    if (!raw) {
+        update_date(w);
+        n += put(buf + n, w->date, w->date_len);
+    }
     for (size_t i = 0; i < nh; i++) {
         n += put(buf + n, h[i].name.p, h[i].name.n);
         n += PUT_LIT(buf + n, ": ");
         n += put(buf + n, h[i].value.p, h[i].value.n);
         n += PUT_LIT(buf + n, "\r\n");
     }
-    if (!no_body) {
+    if (clen >= 0) {
         n += PUT_LIT(buf + n, "Content-Length: ");
-        n += aigw_u64_to_dec(buf + n, len);
+        n += aigw_u64_to_dec(buf + n, (unsigned long long)clen);
         n += PUT_LIT(buf + n, "\r\n");
+    } else if (clen == FRAME_CHUNKED) {
+        n += PUT_LIT(buf + n, "Transfer-Encoding: chunked\r\n");
     }
     if (!keep)
         n += PUT_LIT(buf + n, "Connection: close\r\n");
     else if (req->http_minor == 0)
         n += PUT_LIT(buf + n, "Connection: keep-alive\r\n");
-    if (svc->headers & AIGW_HDR_SERVER)
+    if (!raw && (svc->headers & AIGW_HDR_SERVER))
         n += PUT_LIT(buf + n, "Server: aigw/" AIGW_VERSION "\r\n");
     if (c->kind == AIGW_SVC_PROXY && (svc->headers & AIGW_HDR_REQUEST_ID)) {
         n += PUT_LIT(buf + n, "X-Kong-Request-Id: ");
@@ -513,15 +552,38 @@ void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_he
         n += PUT_LIT(buf + n, "\r\n");
     }
     n += PUT_LIT(buf + n, "\r\n");
+    *outn = n;
+    return buf;
+}
 
+static int status_has_body(int status)
+{
+    return !(status == 204 || status == 304 || (status >= 100 && status < 200));
+}
+
+void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_header_t *h,
+                       size_t nh, const char *body, size_t len)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing)
+        return;
+    req->status = status;
+    int with_body = status_has_body(status);
+    int head = req->method == HTTP_HEAD;
+    size_t n;
+    char *buf = build_head(c, req, status, h, nh, with_body ? (int64_t)len : FRAME_NONE, 0, &n);
+    if (!buf) {
+        conn_close(c);
+        return;
+    }
     uv_buf_t bufs[2] = { uv_buf_init(buf, (unsigned)n), uv_buf_init((char *)(uintptr_t)body, 0) };
     unsigned nb = 1;
-    if (!no_body && !head && len) {
+    if (with_body && !head && len) {
         bufs[1].len = len;
         nb = 2;
         req->bytes_sent = len;
     }
-    c->last_activity = uv_now(w->loop);
+    c->last_activity = uv_now(c->w->loop);
     if (conn_write(c, bufs, nb) != 0) {
         c->close_after = 1;
         c->parser.err_status = c->parser.err_status ? c->parser.err_status : 499;
@@ -529,8 +591,168 @@ void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_he
     finish_request(c);
 }
 
+/* ---- streaming responses ------------------------------------------------------------------ */
+
+void aigw_http_on_abort(aigw_http_req_t *req, aigw_http_abort_fn fn, void *ud)
+{
+    aigw_http_conn_t *c = req->conn;
+    c->abort_fn = fn;
+    c->abort_ud = ud;
+}
+
+int aigw_http_stream_begin(aigw_http_req_t *req, int status, const aigw_http_resp_header_t *h,
+                           size_t nh, int64_t content_length)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing || c->write_failed)
+        return -1;
+    req->status = status;
+    int with_body = status_has_body(status) && req->method != HTTP_HEAD;
+    int64_t frame;
+    if (!status_has_body(status))
+        frame = FRAME_NONE;
+    else if (content_length >= 0)
+        frame = content_length;
+    else if (req->method == HTTP_HEAD)
+        frame = FRAME_NONE;
+    else
+        frame = req->http_minor >= 1 ? FRAME_CHUNKED : FRAME_CLOSE;
+    size_t n;
+    char *buf = build_head(c, req, status, h, nh, frame, 1, &n);
+    if (!buf) {
+        c->write_failed = 1;
+        return -1;
+    }
+    c->streaming = with_body ? 1 : 2;   /* 2: nothing may follow the head */
+    c->chunked_out = with_body && frame == FRAME_CHUNKED;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+    c->last_activity = uv_now(c->w->loop);
+    if (conn_write(c, &b, 1) != 0) {
+        c->write_failed = 1;
+        return -1;
+    }
+    arm_timer(c);
+    return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+}
+
+int aigw_http_stream_write(aigw_http_req_t *req, const char *data, size_t len)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing || c->write_failed)
+        return -1;
+    if (c->streaming != 1 || len == 0)
+        return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+    char hdr[24];
+    uv_buf_t bufs[3];
+    unsigned nb = 0;
+    if (c->chunked_out) {
+        static const char hex[] = "0123456789abcdef";
+        char tmp[20];
+        size_t t = 0;
+        for (size_t v = len; v; v >>= 4)
+            tmp[t++] = hex[v & 15];
+        size_t k = 0;
+        while (t)
+            hdr[k++] = tmp[--t];
+        hdr[k++] = '\r';
+        hdr[k++] = '\n';
+        bufs[nb++] = uv_buf_init(hdr, (unsigned)k);
+    }
+    bufs[nb++] = uv_buf_init((char *)(uintptr_t)data, (unsigned)len);
+    if (c->chunked_out)
+        bufs[nb++] = uv_buf_init((char *)(uintptr_t)"\r\n", 2);
+    req->bytes_sent += len;
+    c->last_activity = uv_now(c->w->loop);
+    if (conn_write(c, bufs, nb) != 0) {
+        c->write_failed = 1;
+        return -1;
+    }
+    arm_timer(c);
+    return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+}
+
+void aigw_http_stream_on_drain(aigw_http_req_t *req, aigw_http_drain_fn fn, void *ud)
+{
+    aigw_http_conn_t *c = req->conn;
+    c->drain_fn = fn;
+    c->drain_ud = ud;
+}
+
+static void stream_reset(aigw_http_conn_t *c)
+{
+    c->streaming = 0;
+    c->chunked_out = 0;
+    c->abort_fn = NULL;
+    c->drain_fn = NULL;
+}
+
+void aigw_http_stream_end(aigw_http_req_t *req)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing)
+        return;
+    if (c->write_failed) {
+        aigw_http_stream_abort(req);
+        return;
+    }
+    if (c->chunked_out) {
+        uv_buf_t b = uv_buf_init((char *)(uintptr_t)"0\r\n\r\n", 5);
+        if (conn_write(c, &b, 1) != 0)
+            c->close_after = 1;
+    }
+    stream_reset(c);
+    finish_request(c);
+}
+
+void aigw_http_stream_abort(aigw_http_req_t *req)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing)
+        return;
+    stream_reset(c);
+    c->close_after = 1;
+    /* The response is cut short: no last chunk, no linger; the client sees the close. */
+    c->in_request = 0;
+    access_log(c);
+    conn_close(c);
+}
+
+int aigw_http_req_local_port(const aigw_http_req_t *req)
+{
+    return req->conn ? req->conn->local_port : 0;
+}
+
+int aigw_http_req_is_tls(const aigw_http_req_t *req)
+{
+    return req->conn ? req->conn->is_tls : 0;
+}
+
+const char *aigw_http_req_sni(const aigw_http_req_t *req)
+{
+    if (!req->conn || !req->conn->ssl)
+        return NULL;
+    return SSL_get_servername(req->conn->ssl, TLSEXT_NAMETYPE_host_name);
+}
+
+static void respond_error_h(aigw_http_req_t *req, int status, const char *message,
+                            int use_content_type, const aigw_http_resp_header_t *extra,
+                            size_t n_extra);
+
 static void respond_error(aigw_http_req_t *req, int status, const char *message,
                           int use_content_type)
+{
+    respond_error_h(req, status, message, use_content_type, NULL, 0);
+}
+
+void aigw_http_respond_error_with(aigw_http_req_t *req, int status, const char *message,
+                                  const aigw_http_resp_header_t *h, size_t nh)
+{
+    respond_error_h(req, status, message, 0, h, nh);
+}
+
+static void respond_error_h(aigw_http_req_t *req, int status, const char *message,
+                            int use_content_type, const aigw_http_resp_header_t *extra,
+                            size_t n_extra)
 {
     if (!message)
         message = aigw_http_status_message(status);
@@ -544,19 +766,27 @@ static void respond_error(aigw_http_req_t *req, int status, const char *message,
     size_t n = aigw_errpage_render(f, message, req->request_id, body, cap);
     char lat[24];
     size_t ln = aigw_u64_to_dec(lat, (uv_hrtime() - req->start_ns) / 1000000);
-    aigw_http_resp_header_t h[2] = {
+    aigw_http_resp_header_t h[8] = {
         { AIGW_STR("Content-Type"), aigw_errpage_content_type(f) },
-        { AIGW_STR("X-Kong-Response-Latency"), { lat, ln } },
     };
+    size_t nh = 1;
+    for (size_t i = 0; i < n_extra && nh < 7; i++)
+        h[nh++] = extra[i];
     /* Kong adds X-Kong-Response-Latency to the responses it generates itself. */
-    size_t nh = (req->conn && req->conn->kind == AIGW_SVC_PROXY &&
-                 (aigw_http_req_headers(req) & AIGW_HDR_RESPONSE_LATENCY)) ? 2 : 1;
+    if (req->conn && req->conn->kind == AIGW_SVC_PROXY &&
+        (aigw_http_req_headers(req) & AIGW_HDR_RESPONSE_LATENCY))
+        h[nh++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Response-Latency"), { lat, ln } };
     aigw_http_respond(req, status == 494 ? 400 : status, h, nh, body, n);
 }
 
 void aigw_http_respond_error(aigw_http_req_t *req, int status, const char *message)
 {
     respond_error(req, status, message, 0);   /* kong.response.error */
+}
+
+void aigw_http_respond_upstream_error(aigw_http_req_t *req, int status, const char *message)
+{
+    respond_error(req, status, message, 2);   /* error_handlers.lua, error_default_type */
 }
 
 unsigned aigw_http_req_headers(const aigw_http_req_t *req)
@@ -612,6 +842,8 @@ static void finish_request(aigw_http_conn_t *c)
     if (!c->in_request && c->state != CONN_READING)
         return;
     c->in_request = 0;
+    c->abort_fn = NULL;
+    c->drain_fn = NULL;
     access_log(c);
     aigw_arena_reset(&c->req.arena);
     atomic_store_explicit(&c->w->stats->arena_bytes,
@@ -893,6 +1125,8 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     c->w = w;
     c->kind = l->kind;
+    c->local_port = l->conf.port;
+    c->is_tls = l->conf.ssl;
     uv_tcp_init(w->loop, &c->tcp);
     uv_timer_init(w->loop, &c->timer);
     c->tcp.data = c;

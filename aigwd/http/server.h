@@ -111,6 +111,46 @@ void aigw_http_respond(aigw_http_req_t *req, int status, const aigw_http_resp_he
                        size_t nh, const char *body, size_t len);
 /* Kong's error body for status (error_handlers.lua's JSON template, with request_id). */
 void aigw_http_respond_error(aigw_http_req_t *req, int status, const char *message);
+/* The same with extra headers (at most 6), e.g. 426's Upgrade. */
+void aigw_http_respond_error_with(aigw_http_req_t *req, int status, const char *message,
+                                  const aigw_http_resp_header_t *h, size_t nh);
+
+/* ---- streaming responses (the proxy) ----
+ * A handler that answers later registers an abort callback first: it runs when the client
+ * connection closes while the request is in flight (client gone, drain timeout); after it
+ * returns req and its arena are gone, and the handler must not touch them again. The server
+ * never calls it from inside one of the calls below: those report a failed write with -1,
+ * after which the handler calls aigw_http_stream_abort(). */
+typedef void (*aigw_http_abort_fn)(aigw_http_req_t *req, void *ud);
+typedef void (*aigw_http_drain_fn)(aigw_http_req_t *req, void *ud);
+
+void aigw_http_on_abort(aigw_http_req_t *req, aigw_http_abort_fn fn, void *ud);
+
+/* Writes the status line and h as given (the caller supplies Date, Server, Via: a proxied
+ * response keeps the upstream's), plus framing, Connection and X-Kong-Request-Id.
+ * content_length >= 0 is sent as Content-Length; -1 means unknown: chunked to an HTTP/1.1
+ * client, close-delimited to HTTP/1.0. 204/304/1xx and HEAD get no body framing.
+ * 0, 1 (the client is slow: stop producing until the drain callback), or -1 (write failed). */
+int aigw_http_stream_begin(aigw_http_req_t *req, int status, const aigw_http_resp_header_t *h,
+                           size_t nh, int64_t content_length);
+/* Sends len body bytes (chunk-encoded when the framing says so). 0, 1 or -1 as above. */
+int aigw_http_stream_write(aigw_http_req_t *req, const char *data, size_t len);
+/* fn runs once, when the bytes queued for the client fall below the low-water mark. */
+void aigw_http_stream_on_drain(aigw_http_req_t *req, aigw_http_drain_fn fn, void *ud);
+/* The body is complete: last chunk, keep-alive bookkeeping, access log. req is gone after. */
+void aigw_http_stream_end(aigw_http_req_t *req);
+/* The body cannot be completed (upstream died mid-body, write failed): the connection is
+ * closed without a terminating chunk so the client sees the truncation. req is gone after. */
+void aigw_http_stream_abort(aigw_http_req_t *req);
+
+/* The port of the listener req arrived on; 1 if that listener is TLS; the TLS SNI or NULL. */
+int aigw_http_req_local_port(const aigw_http_req_t *req);
+int aigw_http_req_is_tls(const aigw_http_req_t *req);
+const char *aigw_http_req_sni(const aigw_http_req_t *req);
+
+/* An error nginx would produce (upstream 502/503/504): Kong's error_handlers.lua body, in
+ * the format of Accept, else Content-Type, else text/plain. */
+void aigw_http_respond_upstream_error(aigw_http_req_t *req, int status, const char *message);
 
 /* The `headers` setting (AIGW_HDR_* bits) of the service req arrived on. */
 unsigned aigw_http_req_headers(const aigw_http_req_t *req);

@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "proxy/loader.h"
 #include "proxy/router.h"
+#include "plugins/plugins.h"
 
 #define HTTP_PROTOS (AIGW_PROTO_HTTP | AIGW_PROTO_HTTPS | AIGW_PROTO_GRPC | AIGW_PROTO_GRPCS)
 #define CHUNK_MIN ((size_t)64 * 1024)
@@ -477,6 +478,7 @@ static int entity_array(ctx_t *c, const json_t *root, const char *key, const jso
 static void runtime_free(aigw_runtime_t *rt)
 {
     rt_priv_t *p = rt->mem;
+    aigw_plugins_unload(rt);
     aigw_router_free(rt->router);
     chunks_free(p->chunks);
 }
@@ -589,6 +591,11 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
     rt->router = aigw_router_build(rt->routes, n_http, rerr, sizeof(rerr));
     if (!rt->router) {
         fail(&c, "cannot build the router: %s", rerr[0] ? rerr : "unknown error");
+        goto out;
+    }
+    if (aigw_plugins_load(rt, json_object_get(root, "plugins"), rerr, sizeof(rerr)) != 0) {
+        fail(&c, "%s", rerr);
+        aigw_router_free(rt->router);
         goto out;
     }
     priv->chunks = c.a.head;

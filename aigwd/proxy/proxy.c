@@ -1,10 +1,894 @@
-/* aigwd/proxy/proxy.c: see proxy.h. */
+/* aigwd/proxy/proxy.c: see proxy.h.
+ *
+ * One request, in order: take the current runtime; normalise the path and route it; refuse
+ * plain HTTP on https-only routes (426 or redirect); run the access phase of the plugins;
+ * find the upstream address (upstream entity's balancer, else the service host through
+ * DNS); build the upstream request once (Kong's upstream URI and headers); run the exchange,
+ * retrying the next address on failures before a response head as nginx's
+ * `proxy_next_upstream error timeout`; stream the response to the client as it arrives.
+ * Everything per request lives in the request's arena (pctx_t), except the exchange and the
+ * DNS lookup, which are cancelled if the client goes away first. */
+#include <arpa/inet.h>
+#include <llhttp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/log.h"
 #include "http/server.h"
+#include "proxy/loader.h"
+#include "plugins/plugins.h"
 #include "proxy/proxy.h"
+#include "proxy/router.h"
+#include "proxy/upstream.h"
+
+#define VIA_TOKEN "aigw/" AIGW_VERSION
+
+struct aigw_proxy_worker {
+    uv_loop_t *loop;
+    const aigw_conf_t *conf;
+    aigw_uppool_t *pool;
+    SSL_CTX *client_ctx;          /* https services without their own settings */
+};
+
+typedef struct pctx {
+    aigw_http_req_t *req;
+    aigw_proxy_worker_t *pw;
+    aigw_runtime_t *rt;
+    aigw_router_match_t match;
+    const aigw_rt_route_t *route;
+    const aigw_rt_service_t *svc;
+    aigw_plugin_run_t run;        /* plugins of this request */
+
+    char client_ip[64];           /* after realip */
+    int peer_trusted;
+    aigw_str_t host;              /* Host without port, lower-cased (nginx $host) */
+
+    uv_buf_t out[2];              /* upstream request: head, body */
+    aigw_upex_t *ex;
+    uv_getaddrinfo_t *gai;        /* a DNS lookup in flight (owned by the lookup) */
+    struct sockaddr_storage addr;
+    int tries;
+    uint64_t upstream_start_ns;   /* the first try was started */
+    uint64_t try_start_ns;
+    int head_sent;
+    int paused;
+} pctx_t;
+
+/* ---- worker ------------------------------------------------------------------------------ */
+
+static aigw_uppool_opts_t pool_opts(const aigw_conf_t *c)
+{
+    aigw_uppool_opts_t o = {
+        .pool_size = c->upstream_keepalive_pool_size,
+        .max_requests = c->upstream_keepalive_max_requests,
+        .idle_timeout_ms = c->upstream_keepalive_idle_timeout * 1000,
+    };
+    return o;
+}
+
+aigw_proxy_worker_t *aigw_proxy_worker_new(uv_loop_t *loop, const aigw_conf_t *conf)
+{
+    aigw_proxy_worker_t *pw = calloc(1, sizeof(*pw));
+    if (!pw)
+        return NULL;
+    pw->loop = loop;
+    pw->conf = conf;
+    aigw_uppool_opts_t o = pool_opts(conf);
+    pw->pool = aigw_uppool_new(loop, &o);
+    pw->client_ctx = SSL_CTX_new(TLS_client_method());
+    if (!pw->pool || !pw->client_ctx) {
+        aigw_uppool_free(pw->pool);
+        SSL_CTX_free(pw->client_ctx);
+        free(pw);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(pw->client_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_default_verify_paths(pw->client_ctx);
+    SSL_CTX_set_verify_depth(pw->client_ctx, 1);
+    SSL_CTX_set_session_cache_mode(pw->client_ctx, SSL_SESS_CACHE_OFF);
+    return pw;
+}
+
+void aigw_proxy_worker_set_conf(aigw_proxy_worker_t *pw, const aigw_conf_t *conf)
+{
+    pw->conf = conf;
+    aigw_uppool_opts_t o = pool_opts(conf);
+    aigw_uppool_set_opts(pw->pool, &o);
+}
+
+void aigw_proxy_worker_close(aigw_proxy_worker_t *pw)
+{
+    if (pw)
+        aigw_uppool_close_idle(pw->pool);
+}
+
+void aigw_proxy_worker_free(aigw_proxy_worker_t *pw)
+{
+    if (!pw)
+        return;
+    aigw_uppool_free(pw->pool);
+    SSL_CTX_free(pw->client_ctx);
+    free(pw);
+}
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static size_t put(char *p, const char *s, size_t n)
+{
+    if (n)
+        memcpy(p, s, n);
+    return n;
+}
+
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static size_t put_hdr(char *p, const char *name, size_t nn, const char *v, size_t vn)
+{
+    size_t n = put(p, name, nn);
+    n += PUT_LIT(p + n, ": ");
+    n += put(p + n, v, vn);
+    n += PUT_LIT(p + n, "\r\n");
+    return n;
+}
+
+static const aigw_http_header_t *req_header(const aigw_http_req_t *r, const char *name)
+{
+    return aigw_http_req_header(r, aigw_str_c(name));
+}
+
+/* 1 if the comma-separated list v holds token t (case-insensitive). */
+static int list_has(aigw_str_t v, aigw_str_t t)
+{
+    const char *p = v.p, *end = v.p + v.n;
+    while (p < end) {
+        const char *c = memchr(p, ',', (size_t)(end - p));
+        const char *e = c ? c : end;
+        if (aigw_str_ieq(aigw_str_trim((aigw_str_t){ p, (size_t)(e - p) }), t))
+            return 1;
+        p = c ? c + 1 : end;
+    }
+    return 0;
+}
+
+static int is_idempotent(int method)
+{
+    return method != HTTP_POST && method != HTTP_LOCK && method != HTTP_PATCH;
+}
+
+static uint64_t ms_between(uint64_t a_ns, uint64_t b_ns)
+{
+    return b_ns > a_ns ? (b_ns - a_ns) / 1000000 : 0;
+}
+
+/* ---- the end of a request ---------------------------------------------------------------- */
+
+static void pctx_release(pctx_t *x)
+{
+    if (x->ex) {
+        aigw_upex_cancel(x->ex);
+        x->ex = NULL;
+    }
+    if (x->gai) {
+        /* The lookup finishes in the threadpool; its callback sees data == NULL and frees. */
+        x->gai->data = NULL;
+        uv_cancel((uv_req_t *)x->gai);
+        x->gai = NULL;
+    }
+    aigw_plugins_log(&x->run);
+    aigw_plugins_run_free(&x->run);
+    aigw_runtime_unref(x->rt);
+    x->rt = NULL;
+}
+
+static void on_client_abort(aigw_http_req_t *req, void *ud)
+{
+    (void)req;
+    pctx_release(ud);
+}
+
+/* Kong's error from the proxy itself (kong.response.error), then the end. */
+static void finish_error(pctx_t *x, int status, const char *msg, int nginx_style)
+{
+    aigw_http_req_t *req = x->req;
+    aigw_http_on_abort(req, NULL, NULL);
+    x->run.status = status;
+    pctx_release(x);
+    if (nginx_style)
+        aigw_http_respond_upstream_error(req, status, msg);
+    else
+        aigw_http_respond_error(req, status, msg);
+}
+
+/* ---- upstream request --------------------------------------------------------------------- */
+
+/* Kong's get_upstream_uri_v0 (reference/proxy.md §2): the path sent upstream, unescaped. */
+static aigw_str_t upstream_path(aigw_arena_t *a, const aigw_rt_route_t *route,
+                                const aigw_rt_service_t *svc, aigw_str_t req_uri,
+                                size_t prefix_len)
+{
+    aigw_str_t base = svc->path.n ? svc->path : AIGW_STR("/");
+    size_t cap = base.n + req_uri.n + 2;
+    char *o = aigw_arena_alloc(a, cap);
+    if (!o)
+        return AIGW_STR_NULL;
+    size_t n = 0;
+    int base_slash = base.p[base.n - 1] == '/';
+    if (!route->strip_path || prefix_len == 0) {
+        if (base_slash) {
+            n += put(o, base.p, base.n);
+            n += put(o + n, req_uri.p + 1, req_uri.n - 1);
+        } else if (req_uri.n == 1) {
+            n += put(o, base.p, base.n);
+        } else {
+            n += put(o, base.p, base.n);
+            n += put(o + n, req_uri.p, req_uri.n);
+        }
+        return (aigw_str_t){ o, n };
+    }
+    aigw_str_t post = { req_uri.p + prefix_len, req_uri.n - prefix_len };
+    /* sanitise: a postfix of "." or "..", or starting with "./" / "../", loses that part */
+    if (aigw_str_eq(post, AIGW_STR(".")) || aigw_str_eq(post, AIGW_STR("..")))
+        post.n = 0;
+    else if (post.n >= 2 && memcmp(post.p, "./", 2) == 0)
+        post = (aigw_str_t){ post.p + 2, post.n - 2 };
+    else if (post.n >= 3 && memcmp(post.p, "../", 3) == 0)
+        post = (aigw_str_t){ post.p + 3, post.n - 3 };
+    int req_slash = req_uri.n && req_uri.p[req_uri.n - 1] == '/';
+    if (base_slash) {
+        if (post.n == 0) {
+            if (base.n == 1 || req_slash)
+                n += put(o, base.p, base.n);
+            else
+                n += put(o, base.p, base.n - 1);
+        } else if (post.p[0] == '/') {
+            n += put(o, base.p, base.n - 1);
+            n += put(o + n, post.p, post.n);
+        } else {
+            n += put(o, base.p, base.n);
+            n += put(o + n, post.p, post.n);
+        }
+    } else {
+        if (post.n == 0) {
+            n += put(o, base.p, base.n);
+            if (req_uri.n > 1 && req_slash)
+                o[n++] = '/';
+        } else if (post.p[0] == '/') {
+            n += put(o, base.p, base.n);
+            n += put(o + n, post.p, post.n);
+        } else {
+            n += put(o, base.p, base.n);
+            o[n++] = '/';
+            n += put(o + n, post.p, post.n);
+        }
+    }
+    return (aigw_str_t){ o, n };
+}
+
+/* Client headers that never go upstream as sent: hop-by-hop ones and those Kong sets. */
+static int drop_request_header(aigw_str_t name, aigw_str_t connection)
+{
+    static const aigw_str_t drop[] = {
+        AIGW_STR("host"), AIGW_STR("connection"), AIGW_STR("keep-alive"),
+        AIGW_STR("proxy-connection"), AIGW_STR("proxy"), AIGW_STR("te"),
+        AIGW_STR("transfer-encoding"), AIGW_STR("content-length"), AIGW_STR("upgrade"),
+        AIGW_STR("x-forwarded-for"), AIGW_STR("x-forwarded-proto"),
+        AIGW_STR("x-forwarded-host"), AIGW_STR("x-forwarded-port"),
+        AIGW_STR("x-forwarded-path"), AIGW_STR("x-forwarded-prefix"), AIGW_STR("x-real-ip"),
+        AIGW_STR("via"), AIGW_STR("x-kong-request-id"), AIGW_STR("expect"),
+    };
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+        if (aigw_str_ieq(name, drop[i]))
+            return 1;
+    return connection.n && list_has(connection, name);
+}
+
+/* The client address after nginx's realip (real_ip_header from a trusted peer). */
+static void resolve_client(pctx_t *x)
+{
+    aigw_http_req_t *req = x->req;
+    const char *peer = aigw_http_req_client_ip(req);
+    aigw_strlcpy(x->client_ip, peer, sizeof(x->client_ip));
+    const aigw_conf_t *conf = x->pw->conf;
+    if (!conf->n_trusted_ips)
+        return;
+    uint8_t a[16];
+    int fam = strchr(peer, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(fam, peer, a) != 1 || !aigw_conf_ip_trusted(conf, fam, a))
+        return;
+    x->peer_trusted = 1;
+    const aigw_http_header_t *h = req_header(req, conf->real_ip_header);
+    if (!h || !h->value.n)
+        return;
+    aigw_str_t v = h->value;
+    const char *comma = NULL;
+    for (size_t i = 0; i < v.n; i++)   /* real_ip_recursive off: the last address */
+        if (v.p[i] == ',')
+            comma = v.p + i;
+    if (comma)
+        v = aigw_str_trim((aigw_str_t){ comma + 1, (size_t)(v.p + v.n - comma - 1) });
+    char tmp[64];
+    if (v.n >= sizeof(tmp))
+        return;
+    memcpy(tmp, v.p, v.n);
+    tmp[v.n] = '\0';
+    fam = strchr(tmp, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(fam, tmp, a) == 1)
+        aigw_strlcpy(x->client_ip, tmp, sizeof(x->client_ip));
+}
+
+/* A trusted peer's X-Forwarded-<name>, else dflt. */
+static aigw_str_t forwarded(pctx_t *x, const char *name, aigw_str_t dflt)
+{
+    if (!x->peer_trusted)
+        return dflt;
+    const aigw_http_header_t *h = req_header(x->req, name);
+    return h ? h->value : dflt;
+}
+
+/* Builds the request bytes for the upstream into x->out. 0, or -1 when out of memory. */
+static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t host_hdr,
+                                  int upstream_port)
+{
+    aigw_http_req_t *req = x->req;
+    aigw_arena_t *a = &req->arena;
+    const aigw_rt_service_t *svc = x->svc;
+    const aigw_rt_route_t *route = x->route;
+
+    aigw_str_t up = upstream_path(a, route, svc, norm_path, x->match.prefix_len);
+    if (!up.p)
+        return -1;
+    char *esc = aigw_arena_alloc(a, up.n * 3 + 1);
+    if (!esc)
+        return -1;
+    int en = aigw_path_escape(up, esc, up.n * 3 + 1);
+    if (en < 0)
+        return -1;
+    int has_q = memchr(req->target.p, '?', req->target.n) != NULL;
+
+    const aigw_http_header_t *connh = req_header(req, "connection");
+    aigw_str_t connection = connh ? connh->value : AIGW_STR_NULL;
+    const aigw_http_header_t *xff = req_header(req, "x-forwarded-for");
+    const aigw_http_header_t *via = req_header(req, "via");
+    const aigw_http_header_t *te = req_header(req, "te");
+
+    char portbuf[16];
+    int pn = snprintf(portbuf, sizeof(portbuf), "%d", aigw_http_req_local_port(req));
+    aigw_str_t scheme = aigw_http_req_is_tls(req) ? AIGW_STR("https") : AIGW_STR("http");
+    aigw_str_t f_proto = forwarded(x, "x-forwarded-proto", scheme);
+    aigw_str_t f_host = forwarded(x, "x-forwarded-host", x->host);
+    aigw_str_t f_port = forwarded(x, "x-forwarded-port", (aigw_str_t){ portbuf, (size_t)pn });
+    aigw_str_t f_path = forwarded(x, "x-forwarded-path", req->path);
+    aigw_str_t prefix = AIGW_STR_NULL;
+    if (route->strip_path && x->match.prefix_len && !(x->match.prefix_len == 1))
+        prefix = (aigw_str_t){ norm_path.p, x->match.prefix_len };
+    aigw_str_t f_prefix = forwarded(x, "x-forwarded-prefix", prefix);
+
+    char hostbuf[300];
+    aigw_str_t host;
+    if (route->preserve_host && host_hdr.p) {
+        host = host_hdr;
+    } else {
+        int def = (svc->protocol == AIGW_PROTO_HTTPS || svc->protocol == AIGW_PROTO_GRPCS)
+                      ? 443 : 80;
+        int hn = upstream_port == def
+                     ? snprintf(hostbuf, sizeof(hostbuf), "%s", svc->host.p)
+                     : snprintf(hostbuf, sizeof(hostbuf), "%s:%d", svc->host.p, upstream_port);
+        host = (aigw_str_t){ hostbuf, hn > 0 && (size_t)hn < sizeof(hostbuf) ? (size_t)hn : 0 };
+    }
+
+    size_t cap = 512 + req->method_name.n + (size_t)en + req->query.n + host.n +
+                 (xff ? xff->value.n : 0) + (via ? via->value.n : 0) + f_proto.n + f_host.n +
+                 f_port.n + f_path.n + f_prefix.n + 2 * sizeof(x->client_ip);
+    for (size_t i = 0; i < req->n_headers; i++)
+        cap += req->headers[i].name.n + req->headers[i].value.n + 4;
+    for (size_t i = 0; i < x->run.n_set; i++)
+        cap += x->run.set[i].name.n + x->run.set[i].value.n + 4;
+    char *o = aigw_arena_alloc(a, cap);
+    if (!o)
+        return -1;
+    size_t n = put(o, req->method_name.p, req->method_name.n);
+    o[n++] = ' ';
+    n += put(o + n, esc, (size_t)en);
+    if (has_q) {
+        o[n++] = '?';
+        n += put(o + n, req->query.p, req->query.n);
+    }
+    n += PUT_LIT(o + n, " HTTP/1.1\r\n");
+    n += put_hdr(o + n, "Host", 4, host.p, host.n);
+    n += PUT_LIT(o + n, "Connection: keep-alive\r\n");
+    if (xff) {
+        n += PUT_LIT(o + n, "X-Forwarded-For: ");
+        n += put(o + n, xff->value.p, xff->value.n);
+        n += PUT_LIT(o + n, ", ");
+        const char *peer = aigw_http_req_client_ip(req);
+        n += put(o + n, peer, strlen(peer));
+        n += PUT_LIT(o + n, "\r\n");
+    } else {
+        n += put_hdr(o + n, "X-Forwarded-For", 15, x->client_ip, strlen(x->client_ip));
+    }
+    n += put_hdr(o + n, "X-Forwarded-Proto", 17, f_proto.p, f_proto.n);
+    n += put_hdr(o + n, "X-Forwarded-Host", 16, f_host.p, f_host.n);
+    n += put_hdr(o + n, "X-Forwarded-Port", 16, f_port.p, f_port.n);
+    n += put_hdr(o + n, "X-Forwarded-Path", 16, f_path.p, f_path.n);
+    if (f_prefix.n)
+        n += put_hdr(o + n, "X-Forwarded-Prefix", 18, f_prefix.p, f_prefix.n);
+    n += put_hdr(o + n, "X-Real-IP", 9, x->client_ip, strlen(x->client_ip));
+    n += PUT_LIT(o + n, "Via: ");
+    if (via) {
+        n += put(o + n, via->value.p, via->value.n);
+        n += PUT_LIT(o + n, ", ");
+    }
+    n += req->http_minor == 0 ? PUT_LIT(o + n, "1.0 ") : PUT_LIT(o + n, "1.1 ");
+    n += PUT_LIT(o + n, VIA_TOKEN "\r\n");
+    n += put_hdr(o + n, "X-Kong-Request-Id", 17, req->request_id, 32);
+    if (te && list_has(te->value, AIGW_STR("trailers")))
+        n += PUT_LIT(o + n, "TE: trailers\r\n");
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const aigw_http_header_t *h = &req->headers[i];
+        if (drop_request_header(h->name, connection) || aigw_plugins_header_removed(&x->run, h->name))
+            continue;
+        n += put_hdr(o + n, h->name.p, h->name.n, h->value.p, h->value.n);
+    }
+    for (size_t i = 0; i < x->run.n_set; i++)
+        n += put_hdr(o + n, x->run.set[i].name.p, x->run.set[i].name.n,
+                     x->run.set[i].value.p, x->run.set[i].value.n);
+    int has_body = req->body_len > 0 || req_header(req, "content-length") || req->chunked;
+    if (has_body) {
+        n += PUT_LIT(o + n, "Content-Length: ");
+        n += aigw_u64_to_dec(o + n, req->body_len);
+        n += PUT_LIT(o + n, "\r\n");
+    }
+    n += PUT_LIT(o + n, "\r\n");
+    x->out[0] = uv_buf_init(o, (unsigned)n);
+    x->out[1] = uv_buf_init(req->body, (unsigned)(req->body ? req->body_len : 0));
+    return 0;
+}
+
+/* ---- response ------------------------------------------------------------------------------- */
+
+static int drop_response_header(aigw_str_t name, aigw_str_t connection, int keep_length)
+{
+    static const aigw_str_t drop[] = {
+        AIGW_STR("connection"), AIGW_STR("keep-alive"), AIGW_STR("proxy-connection"),
+        AIGW_STR("transfer-encoding"), AIGW_STR("te"), AIGW_STR("trailer"),
+        AIGW_STR("upgrade"),
+    };
+    for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
+        if (aigw_str_ieq(name, drop[i]))
+            return 1;
+    if (!keep_length && aigw_str_ieq(name, AIGW_STR("content-length")))
+        return 1;
+    return connection.n && !aigw_str_ieq(connection, AIGW_STR("close")) &&
+           !aigw_str_ieq(connection, AIGW_STR("keep-alive")) && list_has(connection, name);
+}
+
+static void start_try(pctx_t *x);
+
+static void on_drain(aigw_http_req_t *req, void *ud)
+{
+    (void)req;
+    pctx_t *x = ud;
+    if (x->paused && x->ex) {
+        x->paused = 0;
+        aigw_upex_resume(x->ex);
+    }
+}
+
+static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t nh,
+                      int64_t clen)
+{
+    pctx_t *x = ud;
+    aigw_http_req_t *req = x->req;
+    uint64_t now = uv_hrtime();
+    unsigned hdrs = aigw_http_req_headers(req);
+    const aigw_http_header_t *connh = NULL;
+    int has_date = 0, has_server = 0;
+    const aigw_http_header_t *via = NULL;
+    for (size_t i = 0; i < nh; i++) {
+        if (aigw_str_ieq(h[i].name, AIGW_STR("connection")))
+            connh = &h[i];
+        else if (aigw_str_ieq(h[i].name, AIGW_STR("date")))
+            has_date = 1;
+        else if (aigw_str_ieq(h[i].name, AIGW_STR("server")))
+            has_server = 1;
+        else if (aigw_str_ieq(h[i].name, AIGW_STR("via")))
+            via = &h[i];
+    }
+    aigw_str_t connection = connh ? connh->value : AIGW_STR_NULL;
+    int keep_length = clen == 0 && (status == 204 || status == 304 || req->method == HTTP_HEAD);
+
+    x->run.status = status;
+    aigw_plugins_header_filter(&x->run);
+
+    aigw_http_resp_header_t *out = aigw_arena_alloc(&req->arena, (nh + 8 + x->run.n_resp) *
+                                                                     sizeof(*out));
+    char *num = aigw_arena_alloc(&req->arena, 160);
+    if (!out || !num)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < nh; i++) {
+        if (drop_response_header(h[i].name, connection, keep_length) ||
+            (via && &h[i] == via && (hdrs & AIGW_HDR_VIA)) ||
+            aigw_plugins_resp_header_removed(&x->run, h[i].name))
+            continue;
+        out[k++] = (aigw_http_resp_header_t){ h[i].name, h[i].value };
+    }
+    for (size_t i = 0; i < x->run.n_resp; i++)
+        out[k++] = (aigw_http_resp_header_t){ x->run.resp[i].name, x->run.resp[i].value };
+    size_t nn = 0;
+    if (!has_date) {
+        char *d = num + nn;
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        size_t dn = strftime(d, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        out[k++] = (aigw_http_resp_header_t){ AIGW_STR("Date"), { d, dn } };
+        nn += dn;
+    }
+    if (hdrs & AIGW_HDR_UPSTREAM_LATENCY) {
+        char *d = num + nn;
+        size_t dn = aigw_u64_to_dec(d, ms_between(x->try_start_ns, now));
+        out[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Upstream-Latency"), { d, dn } };
+        nn += dn;
+    }
+    if (hdrs & AIGW_HDR_PROXY_LATENCY) {
+        char *d = num + nn;
+        size_t dn = aigw_u64_to_dec(d, ms_between(req->start_ns, x->upstream_start_ns));
+        out[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Proxy-Latency"), { d, dn } };
+        nn += dn;
+    }
+    if (hdrs & AIGW_HDR_UPSTREAM_STATUS) {
+        char *d = num + nn;
+        size_t dn = aigw_u64_to_dec(d, (unsigned)status);
+        out[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Upstream-Status"), { d, dn } };
+        nn += dn;
+    }
+    if (hdrs & AIGW_HDR_VIA) {
+        size_t vn = (via ? via->value.n + 2 : 0) + sizeof("1.1 " VIA_TOKEN);
+        char *v = aigw_arena_alloc(&req->arena, vn);
+        if (!v)
+            return -1;
+        size_t m = 0;
+        if (via) {
+            m += put(v, via->value.p, via->value.n);
+            m += PUT_LIT(v + m, ", ");
+        }
+        m += PUT_LIT(v + m, "1.1 " VIA_TOKEN);
+        out[k++] = (aigw_http_resp_header_t){ AIGW_STR("Via"), { v, m } };
+    }
+    if (!has_server && (hdrs & AIGW_HDR_SERVER))
+        out[k++] = (aigw_http_resp_header_t){ AIGW_STR("Server"), AIGW_STR(VIA_TOKEN) };
+
+    x->head_sent = 1;
+    int r = aigw_http_stream_begin(req, status, out, k, keep_length ? -1 : clen);
+    if (r < 0)
+        return -1;
+    if (r == 1) {
+        x->paused = 1;
+        aigw_http_stream_on_drain(req, on_drain, x);
+    }
+    return 0;
+}
+
+static int up_on_body(void *ud, const char *p, size_t n)
+{
+    pctx_t *x = ud;
+    int r = aigw_http_stream_write(x->req, p, n);
+    if (r < 0)
+        return -1;
+    if (r == 1 && !x->paused) {
+        x->paused = 1;
+        aigw_http_stream_on_drain(x->req, on_drain, x);
+    }
+    return x->paused ? 1 : 0;
+}
+
+static void up_on_done(void *ud)
+{
+    pctx_t *x = ud;
+    aigw_http_req_t *req = x->req;
+    x->ex = NULL;
+    aigw_http_on_abort(req, NULL, NULL);
+    pctx_release(x);
+    aigw_http_stream_end(req);
+}
+
+static void up_on_error(void *ud, aigw_uperr_t e, int reused, int got_bytes)
+{
+    pctx_t *x = ud;
+    aigw_http_req_t *req = x->req;
+    x->ex = NULL;
+    if (x->head_sent) {
+        /* Mid-body: nothing to retry, nothing to say; the client sees the cut. */
+        AIGW_LOG(AIGW_LOG_ERR, "%s while sending the response to the client, upstream: %s:%d",
+                 aigw_uperr_text(e), x->svc->host.p, x->svc->port);
+        aigw_http_on_abort(req, NULL, NULL);
+        pctx_release(x);
+        aigw_http_stream_abort(req);
+        return;
+    }
+    int timeout = e == AIGW_UPERR_CONNECT_TIMEOUT || e == AIGW_UPERR_WRITE_TIMEOUT ||
+                  e == AIGW_UPERR_READ_TIMEOUT;
+    /* A pooled connection the server had closed: try again on a new one, not counted. */
+    if (reused && !got_bytes && !timeout && is_idempotent(req->method)) {
+        start_try(x);
+        return;
+    }
+    int sent = e != AIGW_UPERR_CONNECT && e != AIGW_UPERR_CONNECT_TIMEOUT &&
+               e != AIGW_UPERR_TLS;
+    int retry = x->tries <= x->svc->retries && e != AIGW_UPERR_INVALID &&
+                (!sent || is_idempotent(req->method));
+    AIGW_LOG(retry ? AIGW_LOG_WARN : AIGW_LOG_ERR, "%s, upstream: %s:%d, try %d", aigw_uperr_text(e),
+             x->svc->host.p, x->svc->port, x->tries);
+    if (retry) {
+        x->tries++;
+        start_try(x);
+        return;
+    }
+    if (timeout)
+        finish_error(x, 504, "The upstream server is timing out", 1);
+    else
+        finish_error(x, 502, "An invalid response was received from the upstream server", 1);
+}
+
+static const aigw_upex_cbs_t up_cbs = {
+    .on_head = up_on_head,
+    .on_body = up_on_body,
+    .on_done = up_on_done,
+    .on_error = up_on_error,
+};
+
+static void start_try(pctx_t *x)
+{
+    const aigw_rt_service_t *svc = x->svc;
+    aigw_upex_params_t prm = {
+        .addr = x->addr,
+        .connect_timeout = svc->connect_timeout,
+        .write_timeout = svc->write_timeout,
+        .read_timeout = svc->read_timeout,
+        .bufs = x->out,
+        .nbufs = x->out[1].len ? 2 : 1,
+        .head_request = x->req->method == HTTP_HEAD,
+    };
+    if (svc->protocol == AIGW_PROTO_HTTPS || svc->protocol == AIGW_PROTO_GRPCS) {
+        prm.ssl_ctx = x->pw->client_ctx;
+        prm.sni = svc->host.p;
+        prm.tls_verify = svc->tls_verify == 1;
+    }
+    x->try_start_ns = uv_hrtime();
+    x->ex = aigw_upex_start(x->pw->pool, &prm, &up_cbs, x);
+    if (!x->ex)
+        finish_error(x, 500, NULL, 0);
+}
+
+/* ---- addresses ------------------------------------------------------------------------------ */
+
+static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+{
+    pctx_t *x = g->data;
+    if (!x) {   /* the request went away */
+        uv_freeaddrinfo(res);
+        free(g);
+        return;
+    }
+    x->gai = NULL;
+    free(g);
+    const struct addrinfo *pick = NULL;
+    for (const struct addrinfo *ai = res; status == 0 && ai; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET && !pick)
+            pick = ai;
+    for (const struct addrinfo *ai = res; status == 0 && ai && !pick; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET6)
+            pick = ai;
+    if (!pick) {
+        uv_freeaddrinfo(res);
+        AIGW_LOG(AIGW_LOG_ERR, "DNS resolution failed for %s: %s", x->svc->host.p,
+                 status ? uv_strerror(status) : "no address");
+        finish_error(x, 503, "name resolution failed", 0);
+        return;
+    }
+    memcpy(&x->addr, pick->ai_addr, pick->ai_addrlen);
+    uv_freeaddrinfo(res);
+    if (x->addr.ss_family == AF_INET)
+        ((struct sockaddr_in *)&x->addr)->sin_port = htons((uint16_t)x->svc->port);
+    else
+        ((struct sockaddr_in6 *)&x->addr)->sin6_port = htons((uint16_t)x->svc->port);
+    start_try(x);
+}
+
+static void resolve_and_go(pctx_t *x)
+{
+    const aigw_rt_service_t *svc = x->svc;
+    memset(&x->addr, 0, sizeof(x->addr));
+    x->upstream_start_ns = uv_hrtime();
+    x->tries = 1;
+    if (uv_ip4_addr(svc->host.p, svc->port, (struct sockaddr_in *)&x->addr) == 0 ||
+        uv_ip6_addr(svc->host.p, svc->port, (struct sockaddr_in6 *)&x->addr) == 0) {
+        start_try(x);
+        return;
+    }
+    uv_getaddrinfo_t *g = calloc(1, sizeof(*g));
+    if (!g) {
+        finish_error(x, 500, NULL, 0);
+        return;
+    }
+    g->data = x;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    x->gai = g;
+    if (uv_getaddrinfo(x->pw->loop, g, on_resolved, svc->host.p, NULL, &hints) != 0) {
+        x->gai = NULL;
+        free(g);
+        finish_error(x, 503, "name resolution failed", 0);
+    }
+}
+
+/* ---- entry -------------------------------------------------------------------------------- */
+
+/* nginx $host: the Host header without port, lower-cased. */
+static aigw_str_t host_of(aigw_arena_t *a, const aigw_http_header_t *h)
+{
+    if (!h)
+        return AIGW_STR_NULL;
+    aigw_str_t v = h->value;
+    size_t end = v.n;
+    if (v.n && v.p[0] == '[') {
+        const char *rb = memchr(v.p, ']', v.n);
+        end = rb ? (size_t)(rb - v.p) + 1 : v.n;
+    } else {
+        const char *colon = memchr(v.p, ':', v.n);
+        if (colon)
+            end = (size_t)(colon - v.p);
+    }
+    char *o = aigw_arena_alloc(a, end + 1);
+    if (!o)
+        return AIGW_STR_NULL;
+    for (size_t i = 0; i < end; i++)
+        o[i] = (v.p[i] >= 'A' && v.p[i] <= 'Z') ? (char)(v.p[i] + 32) : v.p[i];
+    o[end] = '\0';
+    return (aigw_str_t){ o, end };
+}
+
+static void https_required(pctx_t *x)
+{
+    aigw_http_req_t *req = x->req;
+    int code = x->route->https_redirect_status_code;
+    if (code == 301 || code == 302 || code == 307 || code == 308) {
+        aigw_str_t host = forwarded(x, "x-forwarded-host", x->host);
+        size_t cap = 16 + host.n + req->target.n;
+        char *loc = aigw_arena_alloc(&req->arena, cap);
+        if (!loc) {
+            finish_error(x, 500, NULL, 0);
+            return;
+        }
+        size_t n = PUT_LIT(loc, "https://");
+        n += put(loc + n, host.p, host.n);
+        n += put(loc + n, req->target.p, req->target.n);
+        aigw_http_resp_header_t h[2] = { { AIGW_STR("Location"), { loc, n } },
+                                         { AIGW_STR("Content-Type"),
+                                           AIGW_STR("text/plain; charset=utf-8") } };
+        aigw_http_on_abort(req, NULL, NULL);
+        x->run.status = code;
+        pctx_release(x);
+        aigw_http_respond(req, code, h, 1, NULL, 0);
+        return;
+    }
+    aigw_http_on_abort(req, NULL, NULL);
+    x->run.status = 426;
+    pctx_release(x);
+    /* kong.response.error(426, ...) with Connection: Upgrade, Upgrade: TLS/1.2, HTTP/1.1 */
+    aigw_http_respond_error_with(req, 426, "Please use HTTPS protocol",
+                                 (aigw_http_resp_header_t[]){
+                                     { AIGW_STR("Upgrade"), AIGW_STR("TLS/1.2, HTTP/1.1") } },
+                                 1);
+}
+
+/* Plugins finished the access phase (now or later): proxy, unless one answered. */
+static void after_access(aigw_plugin_run_t *run, void *ud)
+{
+    pctx_t *x = ud;
+    (void)run;
+    if (x->run.exited) {
+        aigw_http_req_t *req = x->req;
+        aigw_http_on_abort(req, NULL, NULL);
+        aigw_plugins_respond_exit(&x->run, req);   /* header_filter + log run in there */
+        aigw_plugins_run_free(&x->run);
+        aigw_runtime_unref(x->rt);
+        x->rt = NULL;
+        return;
+    }
+    const aigw_http_header_t *hh = req_header(x->req, "host");
+    aigw_str_t norm = x->run.norm_path;
+    if (build_upstream_request(x, norm, hh ? hh->value : AIGW_STR_NULL, x->svc->port) != 0) {
+        finish_error(x, 500, NULL, 0);
+        return;
+    }
+    resolve_and_go(x);
+}
 
 void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
 {
-    (void)ud;
-    /* kong/runloop/handler.lua: kong.response.error(404, "no Route matched with those values") */
-    aigw_http_respond_error(req, 404, "no Route matched with those values");
+    aigw_proxy_worker_t *pw = ud;
+    aigw_runtime_t *rt = pw ? aigw_runtime_current() : NULL;
+    if (!rt) {
+        aigw_http_respond_error(req, 404, "no Route matched with those values");
+        return;
+    }
+    aigw_arena_t *a = &req->arena;
+    pctx_t *x = aigw_arena_alloc(a, sizeof(*x));
+    char *norm = aigw_arena_alloc(a, req->path.n + 1);
+    aigw_str_t *names = aigw_arena_alloc(a, (req->n_headers + 1) * 2 * sizeof(aigw_str_t));
+    if (!x || !norm || !names) {
+        aigw_runtime_unref(rt);
+        aigw_http_respond_error(req, 500, NULL);
+        return;
+    }
+    memset(x, 0, sizeof(*x));
+    x->req = req;
+    x->pw = pw;
+    x->rt = rt;
+    aigw_plugins_run_init(&x->run, rt, req);
+
+    int nn = aigw_path_normalize(req->path, norm, req->path.n + 1);
+    if (nn < 0) {
+        x->run.status = 400;
+        pctx_release(x);
+        aigw_http_respond_upstream_error(req, 400, "Bad request");
+        return;
+    }
+    x->run.norm_path = (aigw_str_t){ norm, (size_t)nn };
+    const aigw_http_header_t *hh = req_header(req, "host");
+    x->host = host_of(a, hh);
+    resolve_client(x);
+    x->run.client_ip = x->client_ip;
+
+    aigw_str_t *values = names + req->n_headers + 1;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        names[i] = req->headers[i].name;
+        values[i] = req->headers[i].value;
+    }
+    const char *sni = aigw_http_req_sni(req);
+    aigw_router_req_t rr = {
+        .method = req->method_name,
+        .host = hh ? hh->value : AIGW_STR_NULL,
+        .port = aigw_http_req_local_port(req),
+        .path = x->run.norm_path,
+        .tls = aigw_http_req_is_tls(req),
+        .sni = sni ? aigw_str_c(sni) : AIGW_STR_NULL,
+        .header_names = names,
+        .header_values = values,
+        .n_headers = req->n_headers,
+    };
+    aigw_http_on_abort(req, on_client_abort, x);
+
+    /* rewrite: global plugins only */
+    if (aigw_plugins_rewrite(&x->run) != 0) {
+        after_access(&x->run, x);
+        return;
+    }
+    if (aigw_router_match(rt->router, &rr, &x->match) != 0) {
+        x->run.status = 404;
+        aigw_http_on_abort(req, NULL, NULL);
+        pctx_release(x);
+        aigw_http_respond_error(req, 404, "no Route matched with those values");
+        return;
+    }
+    x->route = x->match.route;
+    x->svc = x->route->service;
+    x->run.route = x->route;
+    x->run.service = x->svc;
+    x->run.match = &x->match;
+
+    unsigned p = x->route->protocols;
+    aigw_str_t proto = forwarded(x, "x-forwarded-proto",
+                                 aigw_http_req_is_tls(req) ? AIGW_STR("https") : AIGW_STR("http"));
+    if ((p & AIGW_PROTO_HTTPS) && !(p & AIGW_PROTO_HTTP) &&
+        !aigw_str_eq(proto, AIGW_STR("https"))) {
+        https_required(x);
+        return;
+    }
+    if (!x->svc) {
+        finish_error(x, 503, "no Service found with those values", 0);
+        return;
+    }
+    aigw_plugins_access(&x->run, after_access, x);
 }

@@ -75,6 +75,7 @@ typedef struct aigw_runtime {
     aigw_rt_route_t *routes;
     size_t n_routes;
     aigw_router_t *router;
+    void *plugins;                /* plugins/plugins.c state: instances and per-route chains */
     void *mem;                    /* the loader's allocation block(s); private */
 } aigw_runtime_t;
 

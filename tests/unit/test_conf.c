@@ -172,7 +172,8 @@ static void effective_json(void **state)
         "ssl_protocols", "proxy_access_log", "proxy_error_log", "admin_access_log",
         "admin_error_log", "log_level", "worker_processes", "headers", "trusted_ips",
         "real_ip_header", "client_max_body_size", "client_body_buffer_size",
-        "declarative_config", "conf_path",
+        "upstream_keepalive_pool_size", "upstream_keepalive_max_requests",
+        "upstream_keepalive_idle_timeout", "declarative_config", "conf_path",
     };
     aigw_conf_t c;
     json_t *a;

@@ -1,0 +1,542 @@
+/* aigwd/plugins/plugins.c: see plugins.h. The loader half resolves plugin instances into
+ * per-route chains; the run half walks them for one request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/log.h"
+#include "http/server.h"
+#include "plugins/plugins.h"
+
+typedef struct chain {
+    const aigw_rt_plugin_t **by_def;   /* n_defs entries; NULL where no instance applies */
+    int blocked;                       /* an instance without implementation applies */
+} chain_t;
+
+typedef struct pstate {
+    aigw_rt_plugin_t *inst;
+    size_t n_inst;
+    size_t n_defs;
+    const aigw_plugin_def_t *const *defs;
+    chain_t global;                    /* for requests before routing / without a route */
+    chain_t *chains;                   /* per route of rt->routes; by_def NULL: use global */
+    const aigw_rt_plugin_t **cons;     /* consumer-scoped instances */
+    size_t n_cons;
+    unsigned char *def_has_cons;
+    const aigw_rt_plugin_t **slab;     /* by_def arrays of the chains */
+} pstate_t;
+
+/* ---- loading ------------------------------------------------------------------------------ */
+
+static size_t def_index(const pstate_t *s, const aigw_plugin_def_t *d)
+{
+    for (size_t i = 0; i < s->n_defs; i++)
+        if (s->defs[i] == d)
+            return i;
+    return s->n_defs;
+}
+
+static void copy_fk(const json_t *o, const char *key, char out[37])
+{
+    const json_t *v = json_object_get(o, key);
+    const char *id = json_is_object(v) ? json_string_value(json_object_get(v, "id")) : NULL;
+    out[0] = '\0';
+    if (id)
+        aigw_strlcpy(out, id, 37);
+}
+
+/* Specificity of an instance without consumer for (route, service): 3 route+service,
+ * 2 route, 1 service, 0 global; -1 when it does not apply. */
+static int scope_rank(const aigw_rt_plugin_t *p, const char *route_id, const char *service_id)
+{
+    int has_r = p->route_id[0] != 0, has_s = p->service_id[0] != 0;
+    if (has_r && (!route_id || strcmp(p->route_id, route_id) != 0))
+        return -1;
+    if (has_s && (!service_id || strcmp(p->service_id, service_id) != 0))
+        return -1;
+    return has_r && has_s ? 3 : has_r ? 2 : has_s ? 1 : 0;
+}
+
+static void state_free(pstate_t *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->n_inst; i++)
+        if (s->inst[i].def && s->inst[i].def->free_conf && s->inst[i].conf)
+            s->inst[i].def->free_conf(s->inst[i].conf);
+    free(s->inst);
+    free(s->chains);
+    free(s->cons);
+    free(s->def_has_cons);
+    free(s->slab);
+    free(s->global.by_def);
+    free(s);
+}
+
+void aigw_plugins_unload(aigw_runtime_t *rt)
+{
+    state_free(rt->plugins);
+    rt->plugins = NULL;
+}
+
+/* Fills ch for (route_id, service_id) from the non-consumer instances. */
+static void build_chain(pstate_t *s, chain_t *ch, const char *route_id, const char *service_id)
+{
+    int *best = NULL;
+    int best_blocked = -1;
+    best = calloc(s->n_defs ? s->n_defs : 1, sizeof(int));
+    if (!best)
+        return;
+    for (size_t d = 0; d < s->n_defs; d++)
+        best[d] = -1;
+    for (size_t i = 0; i < s->n_inst; i++) {
+        const aigw_rt_plugin_t *p = &s->inst[i];
+        if (p->consumer_id[0])
+            continue;
+        int r = scope_rank(p, route_id, service_id);
+        if (r < 0)
+            continue;
+        if (!p->def) {
+            if (r > best_blocked)
+                best_blocked = r;
+            continue;
+        }
+        size_t d = def_index(s, p->def);
+        if (d < s->n_defs && r > best[d]) {
+            best[d] = r;
+            ch->by_def[d] = p;
+        }
+    }
+    ch->blocked = best_blocked >= 0;
+    free(best);
+}
+
+int aigw_plugins_load(aigw_runtime_t *rt, const json_t *plugins, char *err, size_t errlen)
+{
+    pstate_t *s = calloc(1, sizeof(*s));
+    if (!s)
+        goto oom;
+    s->defs = aigw_plugin_defs(&s->n_defs);
+    size_t n = json_is_array(plugins) ? json_array_size(plugins) : 0;
+    s->inst = calloc(n ? n : 1, sizeof(*s->inst));
+    s->def_has_cons = calloc(s->n_defs ? s->n_defs : 1, 1);
+    s->global.by_def = calloc(s->n_defs ? s->n_defs : 1, sizeof(*s->global.by_def));
+    if (!s->inst || !s->def_has_cons || !s->global.by_def)
+        goto oom;
+    int any_scoped = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *o = json_array_get(plugins, i);
+        const char *name = json_string_value(json_object_get(o, "name"));
+        const json_t *en = json_object_get(o, "enabled");
+        if (!name || (en && json_is_false(en)))
+            continue;
+        aigw_rt_plugin_t *p = &s->inst[s->n_inst];
+        memset(p, 0, sizeof(*p));
+        aigw_strlcpy(p->name, name, sizeof(p->name));
+        const char *id = json_string_value(json_object_get(o, "id"));
+        aigw_strlcpy(p->id, id ? id : "", sizeof(p->id));
+        copy_fk(o, "route", p->route_id);
+        copy_fk(o, "service", p->service_id);
+        copy_fk(o, "consumer", p->consumer_id);
+        p->def = aigw_plugin_def_find(name);
+        if (p->def && p->def->configure) {
+            const json_t *cfg = json_object_get(o, "config");
+            json_t *empty = NULL;
+            if (!json_is_object(cfg))
+                cfg = empty = json_object();
+            char why[256] = "";
+            p->conf = p->def->configure(cfg, why, sizeof(why));
+            json_decref(empty);
+            if (!p->conf) {
+                snprintf(err, errlen, "plugin %s (%s): %s", name, p->id, why[0] ? why : "bad config");
+                s->n_inst++;
+                state_free(s);
+                return -1;
+            }
+        }
+        if (!p->def)
+            AIGW_LOG(AIGW_LOG_ERR, "plugin %s (%s) is not available in this build: requests it "
+                                   "applies to are answered 500", name, p->id);
+        if (p->route_id[0] || p->service_id[0])
+            any_scoped = 1;
+        s->n_inst++;
+    }
+    /* consumer-scoped instances */
+    for (size_t i = 0; i < s->n_inst; i++)
+        if (s->inst[i].consumer_id[0])
+            s->n_cons++;
+    if (s->n_cons) {
+        s->cons = calloc(s->n_cons, sizeof(*s->cons));
+        if (!s->cons)
+            goto oom;
+        size_t k = 0;
+        for (size_t i = 0; i < s->n_inst; i++) {
+            if (!s->inst[i].consumer_id[0])
+                continue;
+            s->cons[k++] = &s->inst[i];
+            size_t d = s->inst[i].def ? def_index(s, s->inst[i].def) : s->n_defs;
+            if (d < s->n_defs)
+                s->def_has_cons[d] = 1;
+        }
+    }
+    build_chain(s, &s->global, NULL, NULL);
+    /* Per-route chains only where a route- or service-scoped instance exists. */
+    size_t nr = rt->n_routes;
+    s->chains = calloc(nr ? nr : 1, sizeof(*s->chains));
+    if (!s->chains)
+        goto oom;
+    if (any_scoped && nr) {
+        size_t need = 0;
+        for (size_t r = 0; r < nr; r++) {
+            const aigw_rt_route_t *route = &rt->routes[r];
+            for (size_t i = 0; i < s->n_inst; i++) {
+                const aigw_rt_plugin_t *p = &s->inst[i];
+                if (p->consumer_id[0] || (!p->route_id[0] && !p->service_id[0]))
+                    continue;
+                if (scope_rank(p, route->id, route->service ? route->service->id : NULL) >= 0) {
+                    s->chains[r].blocked = 1;   /* marker: needs its own chain */
+                    need++;
+                    break;
+                }
+            }
+        }
+        s->slab = calloc(need * (s->n_defs ? s->n_defs : 1) + 1, sizeof(*s->slab));
+        if (!s->slab)
+            goto oom;
+        size_t used = 0;
+        for (size_t r = 0; r < nr; r++) {
+            if (!s->chains[r].blocked)
+                continue;
+            s->chains[r].blocked = 0;
+            s->chains[r].by_def = s->slab + used * s->n_defs;
+            used++;
+            const aigw_rt_route_t *route = &rt->routes[r];
+            build_chain(s, &s->chains[r], route->id, route->service ? route->service->id : NULL);
+        }
+    }
+    rt->plugins = s;
+    return 0;
+oom:
+    state_free(s);
+    snprintf(err, errlen, "out of memory loading plugins");
+    return -1;
+}
+
+/* ---- running ------------------------------------------------------------------------------ */
+
+void aigw_plugins_run_init(aigw_plugin_run_t *run, aigw_runtime_t *rt, aigw_http_req_t *req)
+{
+    memset(run, 0, sizeof(*run));
+    run->rt = rt;
+    run->req = req;
+}
+
+static const chain_t *chain_of(const aigw_plugin_run_t *run)
+{
+    const pstate_t *s = run->rt ? run->rt->plugins : NULL;
+    if (!s)
+        return NULL;
+    if (run->route) {
+        size_t r = (size_t)(run->route - run->rt->routes);
+        if (r < run->rt->n_routes && s->chains[r].by_def)
+            return &s->chains[r];
+    }
+    return &s->global;
+}
+
+/* Kong's lookup_cfg with a consumer: route+service+consumer, route+consumer,
+ * service+consumer, consumer; NULL when none applies. */
+static const aigw_rt_plugin_t *consumer_instance(const pstate_t *s, size_t d,
+                                                 const aigw_plugin_run_t *run)
+{
+    const char *rid = run->route ? run->route->id : NULL;
+    const char *sid = run->service ? run->service->id : NULL;
+    const aigw_rt_plugin_t *best = NULL;
+    int best_rank = -1;
+    for (size_t i = 0; i < s->n_cons; i++) {
+        const aigw_rt_plugin_t *p = s->cons[i];
+        if (p->def != s->defs[d] || strcmp(p->consumer_id, run->consumer_id) != 0)
+            continue;
+        int r = scope_rank(p, rid, sid);
+        if (r > best_rank) {
+            best_rank = r;
+            best = p;
+        }
+    }
+    return best;
+}
+
+static void collect(aigw_plugin_run_t *run, const aigw_rt_plugin_t *p)
+{
+    for (size_t i = 0; i < run->n_active; i++)
+        if (run->active[i] == p)
+            return;
+    if (run->n_active < AIGW_PLUGIN_MAX_ACTIVE)
+        run->active[run->n_active++] = p;
+}
+
+int aigw_plugins_rewrite(aigw_plugin_run_t *run)
+{
+    const pstate_t *s = run->rt ? run->rt->plugins : NULL;
+    if (!s)
+        return 0;
+    for (size_t d = 0; d < s->n_defs; d++) {
+        const aigw_rt_plugin_t *p = s->global.by_def[d];
+        if (!p || !p->def->rewrite)
+            continue;
+        if (p->def->rewrite(run, p->conf) == AIGW_PLUGIN_EXIT) {
+            collect(run, p);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void access_finish(aigw_plugin_run_t *run)
+{
+    void (*done)(aigw_plugin_run_t *, void *) = run->done;
+    run->done = NULL;
+    if (done)
+        done(run, run->done_ud);
+}
+
+static void access_continue(aigw_plugin_run_t *run)
+{
+    const pstate_t *s = run->rt->plugins;
+    const chain_t *ch = chain_of(run);
+    while (s && ch && run->next_def < s->n_defs) {
+        size_t d = run->next_def++;
+        const aigw_rt_plugin_t *p = NULL;
+        if (run->consumer_id && s->def_has_cons[d])
+            p = consumer_instance(s, d, run);
+        if (!p)
+            p = ch->by_def[d];
+        if (!p)
+            continue;
+        collect(run, p);
+        if (!p->def->access)
+            continue;
+        run->in_access = 1;
+        run->async_resumed = 0;
+        aigw_plugin_rc_t rc = p->def->access(run, p->conf);
+        run->in_access = 0;
+        if (rc == AIGW_PLUGIN_EXIT || run->exited)
+            break;
+        if (rc == AIGW_PLUGIN_ASYNC && !run->async_resumed)
+            return;   /* aigw_plugin_resume() continues */
+        if (run->exited)
+            break;
+    }
+    access_finish(run);
+}
+
+void aigw_plugins_access(aigw_plugin_run_t *run, void (*done)(aigw_plugin_run_t *, void *),
+                         void *ud)
+{
+    run->done = done;
+    run->done_ud = ud;
+    run->next_def = 0;
+    const chain_t *ch = chain_of(run);
+    if (ch && ch->blocked) {
+        AIGW_LOG(AIGW_LOG_ERR, "refusing a request: a plugin configured for it is not "
+                               "available in this build");
+        aigw_plugin_exit_message(run, 500, "An unexpected error occurred");
+        access_finish(run);
+        return;
+    }
+    access_continue(run);
+}
+
+void aigw_plugin_resume(aigw_plugin_run_t *run, aigw_plugin_rc_t rc)
+{
+    (void)rc;   /* an exit was recorded by aigw_plugin_exit* already */
+    if (run->in_access) {
+        run->async_resumed = 1;
+        return;
+    }
+    if (run->exited) {
+        access_finish(run);
+        return;
+    }
+    access_continue(run);
+}
+
+void aigw_plugins_header_filter(aigw_plugin_run_t *run)
+{
+    for (size_t i = 0; i < run->n_active; i++) {
+        const aigw_rt_plugin_t *p = run->active[i];
+        if (p->def && p->def->header_filter)
+            p->def->header_filter(run, p->conf);
+    }
+}
+
+void aigw_plugins_log(aigw_plugin_run_t *run)
+{
+    if (run->logged)
+        return;
+    run->logged = 1;
+    for (size_t i = 0; i < run->n_active; i++) {
+        const aigw_rt_plugin_t *p = run->active[i];
+        if (p->def && p->def->log)
+            p->def->log(run, p->conf);
+    }
+}
+
+void aigw_plugins_run_free(aigw_plugin_run_t *run)
+{
+    (void)run;   /* everything lives in the request arena */
+}
+
+/* ---- header edits ------------------------------------------------------------------------- */
+
+static aigw_str_t sdup(aigw_plugin_run_t *run, aigw_str_t s)
+{
+    char *p = aigw_arena_strndup(&run->req->arena, s.p ? s.p : "", s.n);
+    return p ? (aigw_str_t){ p, s.n } : AIGW_STR_NULL;
+}
+
+static int grow(aigw_plugin_run_t *run, void **arr, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 8;
+    void *na = aigw_arena_alloc(&run->req->arena, nc * elem);
+    if (!na)
+        return -1;
+    if (n)
+        memcpy(na, *arr, n * elem);
+    *arr = na;
+    *cap = nc;
+    return 0;
+}
+
+static int names_has(const aigw_str_t *v, size_t n, aigw_str_t name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (aigw_str_ieq(v[i], name))
+            return 1;
+    return 0;
+}
+
+/* Removes name from a set list (replace semantics). */
+static void hdrs_drop(aigw_plugin_hdr_t *v, size_t *n, aigw_str_t name)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < *n; i++)
+        if (!aigw_str_ieq(v[i].name, name))
+            v[k++] = v[i];
+    *n = k;
+}
+
+static int set_in(aigw_plugin_run_t *run, aigw_plugin_hdr_t **set, size_t *n_set,
+                  size_t *cap_set, aigw_str_t **rem, size_t *n_rem, size_t *cap_rem,
+                  const char *name, aigw_str_t value, int clear)
+{
+    aigw_str_t nm = aigw_str_c(name);
+    hdrs_drop(*set, n_set, nm);
+    if (!names_has(*rem, *n_rem, nm)) {
+        if (grow(run, (void **)rem, cap_rem, *n_rem, sizeof(**rem)) != 0)
+            return -1;
+        (*rem)[(*n_rem)++] = sdup(run, nm);
+    }
+    if (clear)
+        return 0;
+    if (grow(run, (void **)set, cap_set, *n_set, sizeof(**set)) != 0)
+        return -1;
+    (*set)[*n_set] = (aigw_plugin_hdr_t){ sdup(run, nm), sdup(run, value) };
+    (*n_set)++;
+    return 0;
+}
+
+int aigw_plugin_set_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value)
+{
+    return set_in(run, &run->set, &run->n_set, &run->cap_set, &run->removed, &run->n_removed,
+                  &run->cap_removed, name, value, 0);
+}
+
+int aigw_plugin_clear_header(aigw_plugin_run_t *run, const char *name)
+{
+    return set_in(run, &run->set, &run->n_set, &run->cap_set, &run->removed, &run->n_removed,
+                  &run->cap_removed, name, AIGW_STR_NULL, 1);
+}
+
+int aigw_plugin_resp_set_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value)
+{
+    return set_in(run, &run->resp, &run->n_resp, &run->cap_resp, &run->resp_removed,
+                  &run->n_resp_removed, &run->cap_resp_removed, name, value, 0);
+}
+
+int aigw_plugin_resp_clear_header(aigw_plugin_run_t *run, const char *name)
+{
+    return set_in(run, &run->resp, &run->n_resp, &run->cap_resp, &run->resp_removed,
+                  &run->n_resp_removed, &run->cap_resp_removed, name, AIGW_STR_NULL, 1);
+}
+
+int aigw_plugins_header_removed(const aigw_plugin_run_t *run, aigw_str_t name)
+{
+    return names_has(run->removed, run->n_removed, name);
+}
+
+int aigw_plugins_resp_header_removed(const aigw_plugin_run_t *run, aigw_str_t name)
+{
+    return names_has(run->resp_removed, run->n_resp_removed, name);
+}
+
+aigw_str_t aigw_plugin_req_header(const aigw_plugin_run_t *run, const char *name)
+{
+    aigw_str_t nm = aigw_str_c(name);
+    for (size_t i = 0; i < run->n_set; i++)
+        if (aigw_str_ieq(run->set[i].name, nm))
+            return run->set[i].value;
+    if (names_has(run->removed, run->n_removed, nm))
+        return AIGW_STR_NULL;
+    const aigw_http_header_t *h = aigw_http_req_header(run->req, nm);
+    return h ? h->value : AIGW_STR_NULL;
+}
+
+/* ---- exits -------------------------------------------------------------------------------- */
+
+aigw_plugin_rc_t aigw_plugin_exit(aigw_plugin_run_t *run, int status, aigw_str_t body,
+                                  aigw_str_t type)
+{
+    run->exited = 1;
+    run->exit_status = status;
+    run->exit_body = body.n ? sdup(run, body) : AIGW_STR_NULL;
+    run->exit_type = type.n ? sdup(run, type) : AIGW_STR_NULL;
+    return AIGW_PLUGIN_EXIT;
+}
+
+aigw_plugin_rc_t aigw_plugin_exit_message(aigw_plugin_run_t *run, int status, const char *msg)
+{
+    json_t *o = json_pack("{s:s}", "message", msg ? msg : "");
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    aigw_plugin_rc_t rc = aigw_plugin_exit(run, status, aigw_str_c(s ? s : "{}"),
+                                           AIGW_STR("application/json; charset=utf-8"));
+    free(s);
+    return rc;
+}
+
+void aigw_plugins_respond_exit(aigw_plugin_run_t *run, aigw_http_req_t *req)
+{
+    run->status = run->exit_status;
+    aigw_plugins_header_filter(run);
+    aigw_plugins_log(run);
+    size_t cap = run->n_resp + 3;
+    aigw_http_resp_header_t *h = aigw_arena_alloc(&req->arena, cap * sizeof(*h));
+    char *lat = aigw_arena_alloc(&req->arena, 24);
+    if (!h || !lat) {
+        aigw_http_respond_error(req, 500, NULL);
+        return;
+    }
+    size_t k = 0;
+    if (run->exit_type.n && !aigw_plugins_resp_header_removed(run, AIGW_STR("content-type")))
+        h[k++] = (aigw_http_resp_header_t){ AIGW_STR("Content-Type"), run->exit_type };
+    for (size_t i = 0; i < run->n_resp; i++)
+        h[k++] = (aigw_http_resp_header_t){ run->resp[i].name, run->resp[i].value };
+    if (aigw_http_req_headers(req) & AIGW_HDR_RESPONSE_LATENCY) {
+        uint64_t now = uv_hrtime();
+        size_t ln = aigw_u64_to_dec(lat, now > req->start_ns ? (now - req->start_ns) / 1000000 : 0);
+        h[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Response-Latency"), { lat, ln } };
+    }
+    aigw_http_respond(req, run->exit_status, h, k, run->exit_body.p, run->exit_body.n);
+}

@@ -1,0 +1,171 @@
+/* aigwd/plugins/plugins.h: the plugin framework of the proxy (reference/plugins.md §1).
+ *
+ * A plugin implementation (aigw_plugin_def_t) is a name, Kong's priority, a configure
+ * function that turns a validated `config` object into a private struct when a runtime is
+ * loaded, and one function per phase:
+ *   rewrite        global instances only, before routing;
+ *   access         in descending priority; the instance that applies is the most specific
+ *                  one for (route, service, consumer known so far) as Kong's lookup_cfg;
+ *                  may answer the request (exit), set or clear upstream headers, set the
+ *                  consumer, or go asynchronous and resume later;
+ *   header_filter  the response head (proxied or produced by aigw) before it is sent: may
+ *                  add or remove downstream headers;
+ *   log            after the response, with the final status: must not block (sinks get a
+ *                  record through a queue).
+ * Instances are resolved at load time into one chain per route (plugins/loader part in
+ * plugins.c); a request pays an array walk, no lookup, unless consumer-scoped instances
+ * exist for a plugin.
+ *
+ * Threads: configure/free on the loader's thread; phases on the worker thread of the
+ * request; a plugin's conf is shared read-only by all workers (mutable shared state needs
+ * atomics or a lock, and belongs to the plugin). Every string a phase is given lives until
+ * the request ends (request arena); strings a plugin hands in (headers, bodies) are copied. */
+#ifndef AIGW_PLUGINS_PLUGINS_H
+#define AIGW_PLUGINS_PLUGINS_H
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "common/str.h"
+#include "http/request.h"
+#include "proxy/router.h"
+#include "proxy/runtime.h"
+
+typedef struct aigw_plugin_run aigw_plugin_run_t;
+
+typedef enum {
+    AIGW_PLUGIN_NEXT = 0,     /* go on with the next plugin */
+    AIGW_PLUGIN_EXIT,         /* the plugin answered (aigw_plugin_exit*): stop */
+    AIGW_PLUGIN_ASYNC,        /* the plugin resumes later with aigw_plugin_resume() */
+} aigw_plugin_rc_t;
+
+typedef struct aigw_plugin_def {
+    const char *name;
+    int priority;
+    /* Loader thread. config is the instance's validated config object (defaults filled).
+     * Returns the private conf (never NULL on success: return a static if nothing to keep),
+     * or NULL with a message in err. */
+    void *(*configure)(const json_t *config, char *err, size_t errlen);
+    void (*free_conf)(void *conf);                 /* NULL: nothing to free */
+    aigw_plugin_rc_t (*rewrite)(aigw_plugin_run_t *run, void *conf);
+    aigw_plugin_rc_t (*access)(aigw_plugin_run_t *run, void *conf);
+    void (*header_filter)(aigw_plugin_run_t *run, void *conf);
+    void (*log)(aigw_plugin_run_t *run, void *conf);
+} aigw_plugin_def_t;
+
+/* One plugin entity of the runtime. */
+typedef struct aigw_rt_plugin {
+    const aigw_plugin_def_t *def;   /* NULL: no implementation in this build (fail closed) */
+    char id[37];
+    char name[64];
+    char route_id[37], service_id[37], consumer_id[37];   /* "" when not scoped */
+    void *conf;
+} aigw_rt_plugin_t;
+
+typedef struct aigw_plugin_hdr {
+    aigw_str_t name, value;
+} aigw_plugin_hdr_t;
+
+#define AIGW_PLUGIN_MAX_ACTIVE 48
+
+/* The per-request plugin context; lives in the request's arena. Fields marked (in) are set
+ * by the proxy; plugins read them and use the functions below for everything else. */
+struct aigw_plugin_run {
+    aigw_runtime_t *rt;                  /* (in) */
+    aigw_http_req_t *req;                /* (in) */
+    const aigw_rt_route_t *route;        /* (in) NULL before routing or without a match */
+    const aigw_rt_service_t *service;    /* (in) */
+    const aigw_router_match_t *match;    /* (in) regex captures */
+    aigw_str_t norm_path;                /* (in) normalised request path */
+    const char *client_ip;               /* (in) after trusted_ips / real_ip_header */
+    int status;                          /* the response status, for header_filter and log */
+
+    /* The authenticated consumer and credential, set by auth plugins (issue 6). */
+    const char *consumer_id;
+    const char *credential_id;
+
+    /* Upstream request header edits: set (replace) and removed names. */
+    aigw_plugin_hdr_t *set;
+    size_t n_set, cap_set;
+    aigw_str_t *removed;
+    size_t n_removed, cap_removed;
+    /* Response header edits. */
+    aigw_plugin_hdr_t *resp;
+    size_t n_resp, cap_resp;
+    aigw_str_t *resp_removed;
+    size_t n_resp_removed, cap_resp_removed;
+
+    /* An answer produced by a plugin. */
+    int exited;
+    int exit_status;
+    aigw_str_t exit_body;
+    aigw_str_t exit_type;                /* Content-Type, empty for none */
+
+    /* Plugins collected by access for the later phases, in priority order. */
+    const aigw_rt_plugin_t *active[AIGW_PLUGIN_MAX_ACTIVE];
+    size_t n_active;
+
+    /* Private to the framework. */
+    size_t next_def;
+    void (*done)(aigw_plugin_run_t *run, void *ud);
+    void *done_ud;
+    int logged;
+    int in_access;
+    int async_resumed;
+};
+
+/* ---- the implementations ---- */
+
+/* Every implementation, by descending priority. */
+const aigw_plugin_def_t *const *aigw_plugin_defs(size_t *n);
+const aigw_plugin_def_t *aigw_plugin_def_find(const char *name);
+
+/* ---- loader side (plugins.c) ---- */
+
+/* Builds the plugin instances and per-route chains of rt from the snapshot's "plugins"
+ * array (may be NULL). Stores its state in rt->plugins. Disabled instances are left out. An
+ * instance whose configure fails makes the load fail (err names the plugin and id); one
+ * without an implementation makes every request it applies to answer 500 (fail closed). */
+int aigw_plugins_load(aigw_runtime_t *rt, const json_t *plugins, char *err, size_t errlen);
+void aigw_plugins_unload(aigw_runtime_t *rt);
+
+/* ---- proxy side ---- */
+
+void aigw_plugins_run_init(aigw_plugin_run_t *run, aigw_runtime_t *rt, aigw_http_req_t *req);
+/* Rewrite phase (global instances). 0 to go on, 1 when a plugin answered. */
+int aigw_plugins_rewrite(aigw_plugin_run_t *run);
+/* Access phase; done(run, ud) runs when it completes (now or later; run->exited tells
+ * whether a plugin answered). */
+void aigw_plugins_access(aigw_plugin_run_t *run, void (*done)(aigw_plugin_run_t *, void *),
+                         void *ud);
+/* header_filter of the collected plugins (once). */
+void aigw_plugins_header_filter(aigw_plugin_run_t *run);
+/* log of the collected plugins (once; later calls do nothing). */
+void aigw_plugins_log(aigw_plugin_run_t *run);
+void aigw_plugins_run_free(aigw_plugin_run_t *run);
+/* Sends the answer a plugin produced (header_filter and log run here). */
+void aigw_plugins_respond_exit(aigw_plugin_run_t *run, aigw_http_req_t *req);
+/* 1 if a plugin removed or replaced that upstream / downstream header. */
+int aigw_plugins_header_removed(const aigw_plugin_run_t *run, aigw_str_t name);
+int aigw_plugins_resp_header_removed(const aigw_plugin_run_t *run, aigw_str_t name);
+
+/* ---- for plugins ---- */
+
+/* The request header with that name as the upstream will see it (after plugin edits), or
+ * an empty view {NULL,0} when absent. */
+aigw_str_t aigw_plugin_req_header(const aigw_plugin_run_t *run, const char *name);
+/* Sets (replaces) / clears an upstream request header. 0 or -1 (out of memory). */
+int aigw_plugin_set_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value);
+int aigw_plugin_clear_header(aigw_plugin_run_t *run, const char *name);
+/* Sets (replaces) / clears a response header. */
+int aigw_plugin_resp_set_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value);
+int aigw_plugin_resp_clear_header(aigw_plugin_run_t *run, const char *name);
+/* kong.response.exit(status, body, {Content-Type = type}): body and type are copied; type
+ * may be empty. Returns AIGW_PLUGIN_EXIT for `return aigw_plugin_exit(...)`. */
+aigw_plugin_rc_t aigw_plugin_exit(aigw_plugin_run_t *run, int status, aigw_str_t body,
+                                  aigw_str_t type);
+/* kong.response.exit(status, {message = msg}): compact JSON, no request_id. */
+aigw_plugin_rc_t aigw_plugin_exit_message(aigw_plugin_run_t *run, int status, const char *msg);
+/* An asynchronous access handler is done: rc NEXT or EXIT. Worker thread of the request. */
+void aigw_plugin_resume(aigw_plugin_run_t *run, aigw_plugin_rc_t rc);
+
+#endif

@@ -1,0 +1,24 @@
+/* aigwd/plugins/registry.c: the plugin implementations this build has, by descending
+ * priority (Kong's order; equal priorities by name). */
+#include <string.h>
+#include "plugins/plugins.h"
+#include "plugins/impl.h"
+
+static const aigw_plugin_def_t *const defs[] = {
+    &aigw_plugin_def_correlation_id,       /* 100001 */
+    &aigw_plugin_def_request_termination,  /* 2 */
+};
+
+const aigw_plugin_def_t *const *aigw_plugin_defs(size_t *n)
+{
+    *n = sizeof(defs) / sizeof(defs[0]);
+    return defs;
+}
+
+const aigw_plugin_def_t *aigw_plugin_def_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
+        if (strcmp(defs[i]->name, name) == 0)
+            return defs[i];
+    return NULL;
+}
