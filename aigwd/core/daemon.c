@@ -26,6 +26,7 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "http/tls.h"
+#include "proxy/certs.h"
 #include "proxy/loader.h"
 #include "proxy/proxy.h"
 #include "declarative/declarative.h"
@@ -157,7 +158,14 @@ static int build_ctxs(const aigw_conf_t *c, SSL_CTX *out[AIGW_SVC_COUNT], char *
         out[i] = aigw_tls_server_ctx(cp, kp, c->ssl_protocols, err, errlen);
         if (!out[i])
             goto fail;
+        if (i == AIGW_SVC_PROXY) {
+            /* certificates and snis entities, chosen by the ClientHello's server name */
+            static aigw_certs_source_t src = { aigw_runtime_current_certs, NULL };
+            SSL_CTX_set_tlsext_servername_callback(out[i], aigw_certs_on_servername);
+            SSL_CTX_set_tlsext_servername_arg(out[i], &src);
+        }
     }
+    aigw_runtime_set_ssl_protocols(c->ssl_protocols);
     return 0;
 fail:
     for (int i = 0; i < AIGW_SVC_COUNT; i++) {

@@ -30,6 +30,7 @@
 #include "proxy/loader.h"
 #include "proxy/router.h"
 #include "plugins/plugins.h"
+#include "proxy/certs.h"
 
 #define HTTP_PROTOS (AIGW_PROTO_HTTP | AIGW_PROTO_HTTPS | AIGW_PROTO_GRPC | AIGW_PROTO_GRPCS)
 #define CHUNK_MIN ((size_t)64 * 1024)
@@ -475,10 +476,27 @@ static int entity_array(ctx_t *c, const json_t *root, const char *key, const jso
     return 0;
 }
 
+static _Atomic unsigned ssl_protocols;
+
+void aigw_runtime_set_ssl_protocols(unsigned bits)
+{
+    atomic_store(&ssl_protocols, bits);
+}
+
+aigw_certs_t *aigw_runtime_current_certs(void *ud)
+{
+    (void)ud;
+    aigw_runtime_t *rt = aigw_runtime_current();
+    aigw_certs_t *c = rt ? aigw_certs_ref(rt->certs) : NULL;
+    aigw_runtime_unref(rt);
+    return c;
+}
+
 static void runtime_free(aigw_runtime_t *rt)
 {
     rt_priv_t *p = rt->mem;
     aigw_plugins_unload(rt);
+    aigw_certs_unref(rt->certs);
     aigw_router_free(rt->router);
     chunks_free(p->chunks);
 }
@@ -593,8 +611,15 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
         fail(&c, "cannot build the router: %s", rerr[0] ? rerr : "unknown error");
         goto out;
     }
+    rt->certs = aigw_certs_build(root, atomic_load(&ssl_protocols), rerr, sizeof(rerr));
+    if (!rt->certs) {
+        fail(&c, "%s", rerr);
+        aigw_router_free(rt->router);
+        goto out;
+    }
     if (aigw_plugins_load(rt, json_object_get(root, "plugins"), rerr, sizeof(rerr)) != 0) {
         fail(&c, "%s", rerr);
+        aigw_certs_unref(rt->certs);
         aigw_router_free(rt->router);
         goto out;
     }

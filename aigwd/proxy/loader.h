@@ -49,6 +49,13 @@ void aigw_runtime_shutdown(void);
  * full. */
 int aigw_runtime_follow_snapshots(void);
 
+/* Any thread. The TLS protocol bits (core/conf.h AIGW_TLS_*) for certificate contexts of
+ * runtimes loaded from now on (0: TLS 1.2 and 1.3). */
+void aigw_runtime_set_ssl_protocols(unsigned bits);
+/* Any thread. The current runtime's certificates with a reference for the caller (an
+ * aigw_certs_source_t getter for the SNI callback), or NULL. */
+aigw_certs_t *aigw_runtime_current_certs(void *ud);
+
 /* Any thread; rt is borrowed. The service with that id (36 characters), or NULL. */
 const aigw_rt_service_t *aigw_runtime_service(const aigw_runtime_t *rt, const char *id);
 /* Any thread; rt is borrowed. How many HTTP routes lead rt->routes. */

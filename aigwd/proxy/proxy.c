@@ -15,6 +15,7 @@
 #include <string.h>
 #include "core/log.h"
 #include "http/server.h"
+#include "proxy/certs.h"
 #include "proxy/loader.h"
 #include "plugins/plugins.h"
 #include "proxy/proxy.h"
@@ -651,9 +652,12 @@ static void start_try(pctx_t *x)
         .head_request = x->req->method == HTTP_HEAD,
     };
     if (svc->protocol == AIGW_PROTO_HTTPS || svc->protocol == AIGW_PROTO_GRPCS) {
-        prm.ssl_ctx = x->pw->client_ctx;
+        /* the service's own context (tls_verify, ca_certificates, client_certificate) */
+        prm.ssl_ctx = x->rt->certs ? aigw_certs_client_ctx(x->rt->certs, svc->id) : NULL;
+        prm.tls_verify = x->rt->certs ? aigw_certs_client_verifies(x->rt->certs, svc->id) : 0;
+        if (!prm.ssl_ctx)
+            prm.ssl_ctx = x->pw->client_ctx;
         prm.sni = svc->host.p;
-        prm.tls_verify = svc->tls_verify == 1;
     }
     x->try_start_ns = uv_hrtime();
     x->ex = aigw_upex_start(x->pw->pool, &prm, &up_cbs, x);

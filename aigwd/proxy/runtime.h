@@ -11,6 +11,7 @@
 #include "common/str.h"
 
 typedef struct aigw_router aigw_router_t;   /* proxy/router.h */
+typedef struct aigw_certs aigw_certs_t;     /* proxy/certs.h */
 
 /* Protocol bits (routes.protocols, services.protocol). */
 enum {
@@ -76,6 +77,7 @@ typedef struct aigw_runtime {
     size_t n_routes;
     aigw_router_t *router;
     void *plugins;                /* plugins/plugins.c state: instances and per-route chains */
+    aigw_certs_t *certs;          /* server contexts by SNI, upstream client contexts */
     void *mem;                    /* the loader's allocation block(s); private */
 } aigw_runtime_t;
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/log.h"
+#include "proxy/certs.h"
 #include "proxy/upstream.h"
 
 #define MAX_HEAD_BYTES ((size_t)64 * 1024)   /* Kong: proxy_buffer_size 160k; nginx 4k/8k */
@@ -768,11 +769,6 @@ void aigw_upex_resume(aigw_upex_t *x)
 
 /* ---- connecting ------------------------------------------------------------------------- */
 
-static int is_ip_literal(const char *s)
-{
-    unsigned char b[16];
-    return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
-}
 
 static void handshake(aigw_upex_t *x)
 {
@@ -791,11 +787,15 @@ static void handshake(aigw_upex_t *x)
     int e = SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return;
-    long v = SSL_get_verify_result(c->ssl);
-    const char *why = v != X509_V_OK ? X509_verify_cert_error_string(v)
-                                     : ERR_reason_error_string(ERR_peek_last_error());
+    char why[256] = "";
+    if (SSL_get_verify_result(c->ssl) != X509_V_OK)
+        aigw_certs_verify_error(c->ssl, why, sizeof(why));
+    else
+        aigw_strlcpy(why, ERR_reason_error_string(ERR_peek_last_error())
+                              ? ERR_reason_error_string(ERR_peek_last_error())
+                              : "connection closed", sizeof(why));
     AIGW_LOG(AIGW_LOG_ERR, "TLS handshake with upstream %s failed: %s",
-             x->prm.sni ? x->prm.sni : "(no SNI)", why ? why : "connection closed");
+             x->prm.sni ? x->prm.sni : "(no SNI)", why);
     ex_fail(x, AIGW_UPERR_TLS);
 }
 
@@ -814,18 +814,10 @@ static void start_tls(aigw_upex_t *x)
     BIO_set_mem_eof_return(rb, -1);
     SSL_set_bio(c->ssl, rb, wb);
     SSL_set_connect_state(c->ssl);
-    const char *sni = x->prm.sni;
-    if (sni && *sni && !is_ip_literal(sni)) {
-        SSL_set_tlsext_host_name(c->ssl, sni);
-        if (x->prm.tls_verify)
-            SSL_set1_host(c->ssl, sni);
-    } else if (sni && *sni && x->prm.tls_verify) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), sni);
+    if (aigw_certs_client_prepare(c->ssl, x->prm.sni, x->prm.tls_verify) != 0) {
+        ex_fail(x, AIGW_UPERR_TLS);
+        return;
     }
-    if (x->prm.tls_verify)
-        SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
-    else
-        SSL_set_verify(c->ssl, SSL_VERIFY_NONE, NULL);
     handshake(x);
 }
 
