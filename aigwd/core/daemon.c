@@ -27,6 +27,7 @@
 #include "http/server.h"
 #include "http/tls.h"
 #include "proxy/certs.h"
+#include "proxy/healthcheck.h"
 #include "proxy/loader.h"
 #include "proxy/proxy.h"
 #include "declarative/declarative.h"
@@ -1181,6 +1182,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         describe("status", &c->status_listen, where, sizeof(where), &pos);
         AIGW_LOG(AIGW_LOG_NOTICE, "aigwd %s started (pid %ld, %zu workers, prefix %s): %s",
                  AIGW_VERSION, (long)getpid(), nworkers, c->prefix, where);
+        aigw_healthcheck_start();
         aigw_runtime_follow_snapshots();
         if (c->role != AIGW_ROLE_DATA_PLANE)
             builder_start(n->cfg);
@@ -1194,6 +1196,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
     for (size_t i = 0; i < n->n_threads; i++)
         pthread_join(n->threads[i].tid, NULL);
     builder_stop();
+    aigw_healthcheck_stop();
     aigw_runtime_shutdown();
     made = n->n_threads;
 fail_threads_init:

@@ -17,6 +17,7 @@
  * threads outnumber cores. A request pays this once, next to microseconds of parsing and
  * I/O. */
 #include <jansson.h>
+#include <malloc.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -30,7 +31,9 @@
 #include "proxy/loader.h"
 #include "proxy/router.h"
 #include "plugins/plugins.h"
+#include "proxy/balancer.h"
 #include "proxy/certs.h"
+#include "proxy/healthcheck.h"
 
 #define HTTP_PROTOS (AIGW_PROTO_HTTP | AIGW_PROTO_HTTPS | AIGW_PROTO_GRPC | AIGW_PROTO_GRPCS)
 #define CHUNK_MIN ((size_t)64 * 1024)
@@ -497,6 +500,7 @@ static void runtime_free(aigw_runtime_t *rt)
     rt_priv_t *p = rt->mem;
     aigw_plugins_unload(rt);
     aigw_certs_unref(rt->certs);
+    aigw_balancers_unref(rt->balancers);
     aigw_router_free(rt->router);
     chunks_free(p->chunks);
 }
@@ -617,12 +621,24 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
         aigw_router_free(rt->router);
         goto out;
     }
-    if (aigw_plugins_load(rt, json_object_get(root, "plugins"), rerr, sizeof(rerr)) != 0) {
+    rt->balancers = aigw_balancers_build(root, rerr, sizeof(rerr));
+    if (!rt->balancers) {
         fail(&c, "%s", rerr);
         aigw_certs_unref(rt->certs);
         aigw_router_free(rt->router);
         goto out;
     }
+    if (aigw_plugins_load(rt, json_object_get(root, "plugins"), rerr, sizeof(rerr)) != 0) {
+        fail(&c, "%s", rerr);
+        aigw_balancers_unref(rt->balancers);
+        aigw_certs_unref(rt->certs);
+        aigw_router_free(rt->router);
+        goto out;
+    }
+    /* health state and counters carry over from the configuration in use */
+    aigw_runtime_t *old = aigw_runtime_current();
+    aigw_balancers_inherit(rt->balancers, old ? old->balancers : NULL);
+    aigw_runtime_unref(old);
     priv->chunks = c.a.head;
     c.a.head = NULL;
     json_decref(root);
@@ -724,6 +740,7 @@ static void load_current(void)
         goto out;
     }
     aigw_runtime_publish(rt);
+    aigw_healthcheck_set(rt->balancers);
     AIGW_LOG(AIGW_LOG_INFO, "proxy: configuration %lld in use: %zu services, %zu routes "
              "(%zu http), %.1f ms", rt->version, rt->n_services, rt->n_routes,
              aigw_runtime_http_routes(rt), (double)(uv_hrtime() - t0) / 1e6);
@@ -731,6 +748,9 @@ static void load_current(void)
 out:
     aigw_snapshot_unref(snap);
     pthread_mutex_unlock(&follow_mu);
+    /* Building and loading a large snapshot parses megabytes of JSON into short-lived
+     * trees; give the freed pages back rather than keep the peak as resident memory. */
+    malloc_trim(0);
 }
 
 static void on_snapshot(aigw_snapshot_t *snap, void *ud)

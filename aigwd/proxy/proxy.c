@@ -15,7 +15,9 @@
 #include <string.h>
 #include "core/log.h"
 #include "http/server.h"
+#include "proxy/balancer.h"
 #include "proxy/certs.h"
+#include "proxy/dns.h"
 #include "proxy/loader.h"
 #include "plugins/plugins.h"
 #include "proxy/proxy.h"
@@ -29,6 +31,7 @@ struct aigw_proxy_worker {
     const aigw_conf_t *conf;
     aigw_uppool_t *pool;
     SSL_CTX *client_ctx;          /* https services without their own settings */
+    aigw_dns_t *dns;              /* this worker's resolver and cache */
 };
 
 typedef struct pctx {
@@ -46,7 +49,15 @@ typedef struct pctx {
 
     uv_buf_t out[2];              /* upstream request: head, body */
     aigw_upex_t *ex;
-    uv_getaddrinfo_t *gai;        /* a DNS lookup in flight (owned by the lookup) */
+    aigw_dns_lookup_t *dns;       /* a DNS lookup in flight */
+    const aigw_balancer_t *bal;   /* the service's upstream entity, or NULL */
+    aigw_balancer_pick_t pick;    /* the current try's target (bal) */
+    int picked;                   /* pick holds a target not yet released */
+    uint32_t tried[16];
+    size_t n_tried;
+    const char *target_host;      /* the current try's host: the service's or a target's */
+    int target_port;
+    int built;                    /* the upstream request bytes exist */
     struct sockaddr_storage addr;
     int tries;
     uint64_t upstream_start_ns;   /* the first try was started */
@@ -87,6 +98,13 @@ aigw_proxy_worker_t *aigw_proxy_worker_new(uv_loop_t *loop, const aigw_conf_t *c
     SSL_CTX_set_default_verify_paths(pw->client_ctx);
     SSL_CTX_set_verify_depth(pw->client_ctx, 1);
     SSL_CTX_set_session_cache_mode(pw->client_ctx, SSL_SESS_CACHE_OFF);
+    pw->dns = aigw_dns_new(loop, NULL);
+    if (!pw->dns) {
+        aigw_uppool_free(pw->pool);
+        SSL_CTX_free(pw->client_ctx);
+        free(pw);
+        return NULL;
+    }
     return pw;
 }
 
@@ -99,8 +117,12 @@ void aigw_proxy_worker_set_conf(aigw_proxy_worker_t *pw, const aigw_conf_t *conf
 
 void aigw_proxy_worker_close(aigw_proxy_worker_t *pw)
 {
-    if (pw)
-        aigw_uppool_close_idle(pw->pool);
+    if (!pw)
+        return;
+    aigw_uppool_close_idle(pw->pool);
+    /* lookups still in the thread pool finish on the loop and free themselves */
+    aigw_dns_free(pw->dns);
+    pw->dns = NULL;
 }
 
 void aigw_proxy_worker_free(aigw_proxy_worker_t *pw)
@@ -109,6 +131,7 @@ void aigw_proxy_worker_free(aigw_proxy_worker_t *pw)
         return;
     aigw_uppool_free(pw->pool);
     SSL_CTX_free(pw->client_ctx);
+    aigw_dns_free(pw->dns);
     free(pw);
 }
 
@@ -169,11 +192,13 @@ static void pctx_release(pctx_t *x)
         aigw_upex_cancel(x->ex);
         x->ex = NULL;
     }
-    if (x->gai) {
-        /* The lookup finishes in the threadpool; its callback sees data == NULL and frees. */
-        x->gai->data = NULL;
-        uv_cancel((uv_req_t *)x->gai);
-        x->gai = NULL;
+    if (x->dns) {
+        aigw_dns_cancel(x->dns);
+        x->dns = NULL;
+    }
+    if (x->picked) {
+        aigw_balancer_release(x->bal, x->pick.target);
+        x->picked = 0;
     }
     aigw_plugins_log(&x->run);
     aigw_plugins_run_free(&x->run);
@@ -371,9 +396,10 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
     } else {
         int def = (svc->protocol == AIGW_PROTO_HTTPS || svc->protocol == AIGW_PROTO_GRPCS)
                       ? 443 : 80;
+        const char *hn_host = x->bal ? x->pick.hostname.p : svc->host.p;
         int hn = upstream_port == def
-                     ? snprintf(hostbuf, sizeof(hostbuf), "%s", svc->host.p)
-                     : snprintf(hostbuf, sizeof(hostbuf), "%s:%d", svc->host.p, upstream_port);
+                     ? snprintf(hostbuf, sizeof(hostbuf), "%s", hn_host)
+                     : snprintf(hostbuf, sizeof(hostbuf), "%s:%d", hn_host, upstream_port);
         host = (aigw_str_t){ hostbuf, hn > 0 && (size_t)hn < sizeof(hostbuf) ? (size_t)hn : 0 };
     }
 
@@ -464,6 +490,7 @@ static int drop_response_header(aigw_str_t name, aigw_str_t connection, int keep
 }
 
 static void start_try(pctx_t *x);
+static void try_address(pctx_t *x);
 
 static void on_drain(aigw_http_req_t *req, void *ud)
 {
@@ -499,6 +526,8 @@ static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t 
     int keep_length = clen == 0 && (status == 204 || status == 304 || req->method == HTTP_HEAD);
 
     x->run.status = status;
+    if (x->bal)
+        aigw_balancer_report(x->bal, x->pick.target, AIGW_BAL_HTTP_STATUS, status);
     aigw_plugins_header_filter(&x->run);
 
     aigw_http_resp_header_t *out = aigw_arena_alloc(&req->arena, (nh + 8 + x->run.n_resp) *
@@ -602,7 +631,7 @@ static void up_on_error(void *ud, aigw_uperr_t e, int reused, int got_bytes)
     if (x->head_sent) {
         /* Mid-body: nothing to retry, nothing to say; the client sees the cut. */
         AIGW_LOG(AIGW_LOG_ERR, "%s while sending the response to the client, upstream: %s:%d",
-                 aigw_uperr_text(e), x->svc->host.p, x->svc->port);
+                 aigw_uperr_text(e), x->target_host, x->target_port);
         aigw_http_on_abort(req, NULL, NULL);
         pctx_release(x);
         aigw_http_stream_abort(req);
@@ -615,15 +644,18 @@ static void up_on_error(void *ud, aigw_uperr_t e, int reused, int got_bytes)
         start_try(x);
         return;
     }
+    if (x->bal)
+        aigw_balancer_report(x->bal, x->pick.target,
+                             timeout ? AIGW_BAL_TIMEOUT : AIGW_BAL_TCP_FAILURE, 0);
     int sent = e != AIGW_UPERR_CONNECT && e != AIGW_UPERR_CONNECT_TIMEOUT &&
                e != AIGW_UPERR_TLS;
     int retry = x->tries <= x->svc->retries && e != AIGW_UPERR_INVALID &&
                 (!sent || is_idempotent(req->method));
     AIGW_LOG(retry ? AIGW_LOG_WARN : AIGW_LOG_ERR, "%s, upstream: %s:%d, try %d", aigw_uperr_text(e),
-             x->svc->host.p, x->svc->port, x->tries);
+             x->target_host, x->target_port, x->tries);
     if (retry) {
         x->tries++;
-        start_try(x);
+        try_address(x);
         return;
     }
     if (timeout)
@@ -667,63 +699,152 @@ static void start_try(pctx_t *x)
 
 /* ---- addresses ------------------------------------------------------------------------------ */
 
-static void on_resolved(uv_getaddrinfo_t *g, int status, struct addrinfo *res)
+static void set_port(struct sockaddr_storage *a, int port)
 {
-    pctx_t *x = g->data;
-    if (!x) {   /* the request went away */
-        uv_freeaddrinfo(res);
-        free(g);
-        return;
-    }
-    x->gai = NULL;
-    free(g);
-    const struct addrinfo *pick = NULL;
-    for (const struct addrinfo *ai = res; status == 0 && ai; ai = ai->ai_next)
-        if (ai->ai_family == AF_INET && !pick)
-            pick = ai;
-    for (const struct addrinfo *ai = res; status == 0 && ai && !pick; ai = ai->ai_next)
-        if (ai->ai_family == AF_INET6)
-            pick = ai;
-    if (!pick) {
-        uv_freeaddrinfo(res);
-        AIGW_LOG(AIGW_LOG_ERR, "DNS resolution failed for %s: %s", x->svc->host.p,
-                 status ? uv_strerror(status) : "no address");
-        finish_error(x, 503, "name resolution failed", 0);
-        return;
-    }
-    memcpy(&x->addr, pick->ai_addr, pick->ai_addrlen);
-    uv_freeaddrinfo(res);
-    if (x->addr.ss_family == AF_INET)
-        ((struct sockaddr_in *)&x->addr)->sin_port = htons((uint16_t)x->svc->port);
+    if (a->ss_family == AF_INET)
+        ((struct sockaddr_in *)a)->sin_port = htons((uint16_t)port);
     else
-        ((struct sockaddr_in6 *)&x->addr)->sin6_port = htons((uint16_t)x->svc->port);
+        ((struct sockaddr_in6 *)a)->sin6_port = htons((uint16_t)port);
+}
+
+/* The address of this try is known: build the request once, then connect. */
+static void go(pctx_t *x)
+{
+    set_port(&x->addr, x->target_port);
+    if (!x->built) {
+        const aigw_http_header_t *hh = req_header(x->req, "host");
+        if (build_upstream_request(x, x->run.norm_path, hh ? hh->value : AIGW_STR_NULL,
+                                   x->target_port) != 0) {
+            finish_error(x, 500, NULL, 0);
+            return;
+        }
+        x->built = 1;
+    }
     start_try(x);
+}
+
+static void on_dns(const aigw_dns_result_t *res, void *ud)
+{
+    pctx_t *x = ud;
+    x->dns = NULL;
+    if (res->status == AIGW_DNS_OK) {
+        if (x->bal && res->fresh)
+            aigw_balancer_set_addresses(x->bal, x->pick.target, res->addrs, res->n_addrs, NULL);
+        x->addr = res->addr;
+        go(x);
+        return;
+    }
+    AIGW_LOG(AIGW_LOG_ERR, "DNS resolution failed for %s: %s", x->target_host,
+             res->error ? res->error : "no address");
+    if (x->bal) {
+        /* a target whose name does not resolve is skipped; pick another */
+        aigw_balancer_set_addresses(x->bal, x->pick.target, NULL, 0,
+                                    res->error ? res->error : "name resolution failed");
+        try_address(x);
+        return;
+    }
+    if (res->status == AIGW_DNS_NOT_FOUND)
+        finish_error(x, 503, AIGW_DNS_FAILED_MESSAGE, 0);
+    else
+        finish_error(x, 500, NULL, 0);
+}
+
+static aigw_str_t key_header(void *req, aigw_str_t name)
+{
+    const aigw_http_header_t *h = aigw_http_req_header(req, name);
+    return h ? h->value : AIGW_STR_NULL;
+}
+
+static aigw_str_t key_cookie(void *req, aigw_str_t name)
+{
+    const aigw_http_req_t *r = req;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (!aigw_str_ieq(r->headers[i].name, AIGW_STR("cookie")))
+            continue;
+        const char *p = r->headers[i].value.p, *end = p + r->headers[i].value.n;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == ';'))
+                p++;
+            const char *semi = memchr(p, ';', (size_t)(end - p));
+            const char *e = semi ? semi : end;
+            const char *eq = memchr(p, '=', (size_t)(e - p));
+            if (eq && (size_t)(eq - p) == name.n && memcmp(p, name.p, name.n) == 0)
+                return (aigw_str_t){ eq + 1, (size_t)(e - eq - 1) };
+            p = e;
+        }
+    }
+    return AIGW_STR_NULL;
+}
+
+static aigw_str_t key_query(void *req, aigw_str_t name)
+{
+    const aigw_http_req_t *r = req;
+    const char *p = r->query.p, *end = r->query.p + r->query.n;
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(e - p));
+        size_t kl = (size_t)((eq ? eq : e) - p);
+        if (kl == name.n && memcmp(p, name.p, kl) == 0)
+            return eq ? (aigw_str_t){ eq + 1, (size_t)(e - eq - 1) } : AIGW_STR("true");
+        p = amp ? amp + 1 : NULL;
+    }
+    return AIGW_STR_NULL;
+}
+
+/* Picks the next target (upstream entity) or takes the service host, then resolves it. */
+static void try_address(pctx_t *x)
+{
+    const aigw_rt_service_t *svc = x->svc;
+    memset(&x->addr, 0, sizeof(x->addr));
+    if (x->bal) {
+        if (x->picked) {
+            aigw_balancer_release(x->bal, x->pick.target);
+            x->picked = 0;
+        }
+        aigw_balancer_key_t key = {
+            .client_ip = aigw_str_c(x->client_ip),
+            .consumer_id = x->run.consumer_id ? aigw_str_c(x->run.consumer_id) : AIGW_STR_NULL,
+            .path = x->run.norm_path,
+            .header = key_header,
+            .cookie = key_cookie,
+            .query_arg = key_query,
+            .req = x->req,
+            .has_hash = x->n_tried > 0,
+            .hash = x->pick.hash,
+        };
+        if (aigw_balancer_pick(x->bal, &key, x->tried, x->n_tried, &x->pick) != 0) {
+            finish_error(x, 503, AIGW_BALANCER_NO_PEER_MESSAGE, 0);
+            return;
+        }
+        x->picked = 1;
+        if (x->n_tried < sizeof(x->tried) / sizeof(x->tried[0]))
+            x->tried[x->n_tried++] = x->pick.target;
+        x->target_host = x->pick.host.p;
+        x->target_port = x->pick.port;
+        if (x->pick.family) {
+            x->addr = x->pick.addr;
+            go(x);
+            return;
+        }
+    } else {
+        x->target_host = svc->host.p;
+        x->target_port = svc->port;
+    }
+    aigw_dns_lookup_t *h = NULL;
+    int r = aigw_dns_resolve(x->pw->dns, x->target_host, on_dns, x, &h);
+    if (r == 1)
+        x->dns = h;   /* only now: r == 0 may have ended the request already */
+    else if (r < 0)
+        finish_error(x, 500, NULL, 0);
 }
 
 static void resolve_and_go(pctx_t *x)
 {
-    const aigw_rt_service_t *svc = x->svc;
-    memset(&x->addr, 0, sizeof(x->addr));
     x->upstream_start_ns = uv_hrtime();
     x->tries = 1;
-    if (uv_ip4_addr(svc->host.p, svc->port, (struct sockaddr_in *)&x->addr) == 0 ||
-        uv_ip6_addr(svc->host.p, svc->port, (struct sockaddr_in6 *)&x->addr) == 0) {
-        start_try(x);
-        return;
-    }
-    uv_getaddrinfo_t *g = calloc(1, sizeof(*g));
-    if (!g) {
-        finish_error(x, 500, NULL, 0);
-        return;
-    }
-    g->data = x;
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    x->gai = g;
-    if (uv_getaddrinfo(x->pw->loop, g, on_resolved, svc->host.p, NULL, &hints) != 0) {
-        x->gai = NULL;
-        free(g);
-        finish_error(x, 503, "name resolution failed", 0);
-    }
+    x->bal = x->rt->balancers ? aigw_balancers_find(x->rt->balancers, x->svc->host) : NULL;
+    try_address(x);
 }
 
 /* ---- entry -------------------------------------------------------------------------------- */
@@ -798,12 +919,6 @@ static void after_access(aigw_plugin_run_t *run, void *ud)
         aigw_plugins_run_free(&x->run);
         aigw_runtime_unref(x->rt);
         x->rt = NULL;
-        return;
-    }
-    const aigw_http_header_t *hh = req_header(x->req, "host");
-    aigw_str_t norm = x->run.norm_path;
-    if (build_upstream_request(x, norm, hh ? hh->value : AIGW_STR_NULL, x->svc->port) != 0) {
-        finish_error(x, 500, NULL, 0);
         return;
     }
     resolve_and_go(x);

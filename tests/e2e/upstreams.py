@@ -125,10 +125,10 @@ class _Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
 
-    def __init__(self, owner, tls_ctx):
+    def __init__(self, owner, tls_ctx, port=0):
         self.owner = owner
         self.tls_ctx = tls_ctx
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
     def get_request(self):
         sock, addr = super().get_request()
@@ -141,11 +141,11 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 class Upstream:
-    def __init__(self, tls_ctx=None):
+    def __init__(self, tls_ctx=None, port=0):
         self.lock = threading.Lock()
         self.requests = []
         self.connections = 0
-        self._srv = _Server(self, tls_ctx)
+        self._srv = _Server(self, tls_ctx, port)
         self.port = self._srv.server_address[1]
         self._t = threading.Thread(target=self._srv.serve_forever, kwargs={"poll_interval": 0.1},
                                    daemon=True)
