@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "admin/api.h"
 #include "admin/decode.h"
 #include "admin/respond.h"
@@ -373,6 +374,39 @@ static int validate(call_t *c, const aigw_entity_t *e, json_t *obj, aigw_vmode_t
     return 0;
 }
 
+/* Kong's `ttl` option (endpoints.lua extract_options, dao validate_options_value): taken
+ * only by entities with `ttl = true`, an integer from 0 to DAO_MAX_TTL, else code 11. 0 is
+ * no expiry (null: the store then clears it). 0, or -1 when answered. */
+static int ttl_option(call_t *c, const aigw_entity_t *e, json_t *obj)
+{
+    const aigw_field_t *f = aigw_schema_field(e->fields, "ttl");
+    json_t *v = json_object_get(obj, "ttl");
+    if (!f || !(f->flags & AIGW_F_TTL) || !v)
+        return 0;
+    double d = -1;
+    if (json_is_null(v)) {
+        d = 0;
+    } else if (json_is_number(v)) {
+        d = json_number_value(v);
+    } else if (json_is_string(v) && json_string_value(v)[0]) {
+        char *end;
+        d = strtod(json_string_value(v), &end);
+        if (*end)
+            d = -1;
+    }
+    if (!(d >= 0 && d <= 100000000.0 && d == (double)(long long)d)) {
+        aigw_db_error_t err = { .code = AIGW_DBE_INVALID_OPTIONS };
+        snprintf(err.message, sizeof(err.message),
+                 "invalid option (ttl: must be an integer between 0 and 100000000)");
+        err.fields = json_pack("{s:s}", "ttl", "must be an integer between 0 and 100000000");
+        aigw_api_respond_db_error_as(c->req, &err, "options");
+        json_decref(err.fields);
+        return -1;
+    }
+    json_object_set_new(obj, "ttl", d > 0 ? json_integer((json_int_t)d) : json_null());
+    return 0;
+}
+
 static void changed(call_t *c)
 {
     if (c->api->on_change)
@@ -501,6 +535,26 @@ static int refuse_write(call_t *c, const aigw_entity_t *e, const char *by_field)
     return 1;
 }
 
+/* kong/api/routes/config.lua truthy(): "true", "1", "on", "yes" in any case, true or 1. */
+static int truthy(const json_t *v)
+{
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        return strcasecmp(s, "true") == 0 || strcmp(s, "1") == 0 || strcasecmp(s, "on") == 0 ||
+               strcasecmp(s, "yes") == 0;
+    }
+    return json_is_true(v) || (json_is_integer(v) && json_integer_value(v) == 1) ||
+           (json_is_real(v) && json_real_value(v) == 1.0);
+}
+
+/* check_hash: tostring(value) == "1". */
+static int is_one(const json_t *v)
+{
+    return (json_is_string(v) && strcmp(json_string_value(v), "1") == 0) ||
+           (json_is_integer(v) && json_integer_value(v) == 1) ||
+           (json_is_real(v) && json_real_value(v) == 1.0);
+}
+
 /* GET /config and POST /config (kong/api/routes/config.lua). */
 static void config_endpoint(call_t *c)
 {
@@ -533,6 +587,9 @@ static void config_endpoint(call_t *c)
         json_decref(o);
         return;
     }
+    /* ?flatten_errors= (Kong's truthy: true, 1, on, yes) and ?check_hash=1 */
+    int flatten = truthy(json_object_get(c->query, "flatten_errors"));
+    int check = is_one(json_object_get(c->query, "check_hash"));
     /* The document: the body itself (JSON with _format_version, or YAML), or its `config`
      * field (form, multipart or JSON) holding YAML or JSON text. */
     aigw_http_req_t *req = c->req;
@@ -557,6 +614,13 @@ static void config_endpoint(call_t *c)
             aigw_admin_respond_message(req, 400, derr[0] ? derr : "Cannot parse JSON body");
             return;
         }
+        /* Kong reads its options from the body's arguments too, and drops them. */
+        if (json_is_object(body)) {
+            flatten |= truthy(json_object_get(body, "flatten_errors"));
+            check |= is_one(json_object_get(body, "check_hash"));
+            json_object_del(body, "flatten_errors");
+            json_object_del(body, "check_hash");
+        }
         if (json_object_get(body, "_format_version")) {
             owned = json_dumps(body, JSON_COMPACT);
             text = owned;
@@ -570,10 +634,22 @@ static void config_endpoint(call_t *c)
         aigw_admin_respond_message(req, 400, "expected a declarative configuration");
         return;
     }
-    json_t *entities = NULL;
-    if (aigw_declarative_parse(text, len, &entities, &err) != 0) {
+    json_t *entities = NULL, *flat = NULL;
+    if (aigw_declarative_parse_flat(text, len, &entities, &err, flatten ? &flat : NULL) != 0) {
         free(owned);
         json_decref(body);
+        if (flat && err.code == AIGW_DBE_DECLARATIVE) {
+            /* errors:declarative_config_flattened */
+            json_t *fields = err.fields ? json_incref(err.fields) : json_object();
+            json_t *o = json_pack("{s:i, s:s, s:s, s:o, s:o}", "code", err.code, "name",
+                                  aigw_db_error_name(err.code), "message", err.message,
+                                  "fields", fields, "flattened_errors", flat);
+            aigw_admin_respond_json(req, 400, o);
+            json_decref(o);
+            aigw_db_error_clear(&err);
+            return;
+        }
+        json_decref(flat);
         db_error(c, &err);
         return;
     }
@@ -590,9 +666,6 @@ static void config_endpoint(call_t *c)
             snprintf(hash + 2 * i, 3, "%02x", md[i]);
         free(canon);
     }
-    json_t *ch = json_object_get(c->query, "check_hash");
-    int check = (json_is_string(ch) && strcmp(json_string_value(ch), "1") == 0) ||
-                (json_is_integer(ch) && json_integer_value(ch) == 1);
     if (check && hash[0] && strcmp(hash, c->api->dbless_hash) == 0) {
         json_decref(entities);
         aigw_http_respond(req, 304, NULL, 0, NULL, 0);
@@ -803,6 +876,10 @@ static void create(call_t *c, const aigw_entity_t *e, const char *parent_field,
     json_t *obj = NULL;
     if (read_body(c, e, NULL, &obj) != 0)
         return;
+    if (ttl_option(c, e, obj) != 0) {
+        json_decref(obj);
+        return;
+    }
     if (parent_field)
         json_object_set_new(obj, parent_field, json_pack("{s:s}", "id", parent_id));
     json_t *snis = NULL;
@@ -866,6 +943,10 @@ static void patch(call_t *c, const aigw_entity_t *e, json_t *old, const char *pa
     json_t *body = NULL;
     if (read_body(c, e, pname, &body) != 0)
         return;
+    if (ttl_option(c, e, body) != 0) {
+        json_decref(body);
+        return;
+    }
     json_t *obj = json_deep_copy(old);
     /* Nested PATCH keeps the parent unless the body changes it (null detaches). */
     if (parent_field && !json_object_get(body, parent_field))
@@ -910,6 +991,10 @@ static void put(call_t *c, const aigw_entity_t *e, const char *key, json_t *old,
     if (read_body(c, e, NULL, &obj) != 0)
         return;
     (void)pname;
+    if (ttl_option(c, e, obj) != 0) {
+        json_decref(obj);
+        return;
+    }
     if (parent_field)
         json_object_set_new(obj, parent_field, json_pack("{s:s}", "id", parent_id));
     if (old) {

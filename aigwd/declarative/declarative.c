@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "common/sbuf.h"
@@ -525,6 +526,7 @@ typedef struct item {
     size_t nkids, capkids;
     json_t *refs;                  /* pending reference errors (array of messages) */
     json_t *pre;                   /* errors found while resolving, over validation's */
+    int derived;                   /* id derived from the item's keys (Kong's generate_ids) */
 } item_t;
 
 typedef struct flat {
@@ -783,10 +785,14 @@ static void assign_ids(flat_t *f)
             continue;
         char uuid[37];
         char *key = uuid_key(f, it);
-        if (key)
+        if (key) {
             entity_uuid(it->e->name, key, strlen(key), uuid);
-        else
+            /* Kong derives no id for certificates: aigw's own stable ids stay out of errors. */
+            it->derived = strcmp(it->e->name, "certificates") != 0 &&
+                          strcmp(it->e->name, "ca_certificates") != 0;
+        } else {
             aigw_schema_uuid(uuid);
+        }
         free(key);
         json_object_set_new(it->obj, "id", json_string(uuid));
     }
@@ -1061,6 +1067,330 @@ static void flat_free(flat_t *f)
     free(f->by_key);
 }
 
+/* ---- flattened errors (errors:declarative_config_flattened, POST /config?flatten_errors=1) -
+ *
+ * Kong walks the error tree next to the document the user sent: every entity's errors become
+ * one entry {entity_type, entity_id, entity_name, entity_tags, entity, errors}, nested children
+ * and one-to-one foreign entities get entries of their own, and what belongs to no entity stays
+ * in `fields`. Kong visits keys in descending sorted order (it pops them from a sorted list),
+ * so the entries come out in that order too. Where Kong 3.9 drops an error it cannot place
+ * (a reference error keyed by name), aigw keeps it in `fields`. */
+
+/* A key's sort class: positions (Lua integers) before names; -1 for a JSON array index. */
+static int cmp_keys(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int px = is_pos_key(x), py = is_pos_key(y);
+    if (px != py)
+        return px ? -1 : 1;
+    return px ? cmp_pos(a, b) : strcmp(x, y);
+}
+
+/* The keys of an object, sorted as above (borrowed strings; caller frees the array). */
+static const char **sorted_keys(const json_t *o, size_t *n)
+{
+    *n = json_object_size(o);
+    const char **keys = calloc(*n + 1, sizeof(*keys));
+    if (!keys) {
+        *n = 0;
+        return NULL;
+    }
+    size_t i = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)(uintptr_t)o, k, v) keys[i++] = k;
+    qsort(keys, *n, sizeof(*keys), cmp_keys);
+    return keys;
+}
+
+static int is_table(const json_t *v)
+{
+    return json_is_object(v) || json_is_array(v);
+}
+
+/* A key as Lua's tostring prints it: positions as their number. */
+static const char *key_text(const char *k)
+{
+    return is_pos_key(k) ? k + 1 : k;
+}
+
+static char *join_ns(const char *ns, const char *field)
+{
+    aigw_sbuf_t b = { 0 };
+    if (ns && ns[0])
+        aigw_sbuf_addf(&b, "%s.%s", ns, field);
+    else
+        aigw_sbuf_add(&b, field);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
+}
+
+static void add_entity_error(const json_t *err, json_t *out)
+{
+    if (json_is_array(err)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(err, i, m) add_entity_error(m, out);
+    } else if (json_is_string(err)) {
+        json_array_append_new(out, json_pack("{s:s, s:O}", "type", "entity", "message", err));
+    }
+}
+
+static void add_field_error(const char *field, const json_t *err, json_t *out)
+{
+    if (json_is_array(err)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(err, i, m) add_field_error(field, m, out);
+    } else if (json_is_string(err)) {
+        json_array_append_new(out, json_pack("{s:s, s:s, s:O}", "type", "field", "field", field,
+                                             "message", err));
+    }
+}
+
+static void categorize(const json_t *errs, const char *ns, json_t *out);
+
+static void categorize_one(const char *key, const json_t *err, const char *ns, json_t *out)
+{
+    if (strcmp(key, "@entity") == 0) {
+        add_entity_error(err, out);
+        return;
+    }
+    char *field = join_ns(ns, key);
+    if (!field)
+        return;
+    if (json_is_string(err))
+        add_field_error(field, err, out);
+    else if (is_table(err))
+        categorize(err, field, out);
+    free(field);
+}
+
+/* Kong's categorize_errors: "@entity" messages, field messages with dotted paths (array
+ * elements by their 1-based position), records recursed into. */
+static void categorize(const json_t *errs, const char *ns, json_t *out)
+{
+    if (json_is_array(errs)) {
+        for (size_t i = json_array_size(errs); i-- > 0;) {
+            const json_t *e = json_array_get(errs, i);
+            if (json_is_null(e))
+                continue; /* a hole in a Lua array */
+            char k[32];
+            snprintf(k, sizeof(k), "%zu", i + 1);
+            categorize_one(k, e, ns, out);
+        }
+        return;
+    }
+    size_t n;
+    const char **keys = sorted_keys(errs, &n);
+    for (size_t i = n; keys && i-- > 0;)
+        categorize_one(key_text(keys[i]), json_object_get(errs, keys[i]), ns, out);
+    free(keys);
+}
+
+/* {"id": ...} for an entity whose id is a UUID, else NULL. */
+static json_t *make_pk(const json_t *entity)
+{
+    const char *id = json_string_value(json_object_get(entity, "id"));
+    return id && aigw_schema_is_uuid(id) ? json_pack("{s:s}", "id", id) : NULL;
+}
+
+/* The error node of position pos (1-based) in a collection's node, borrowed or NULL. */
+static json_t *pos_err(const json_t *coll, size_t pos)
+{
+    if (!json_is_object(coll))
+        return NULL;
+    char k[32];
+    pos_key(k, sizeof(k), pos);
+    return json_object_get(coll, k);
+}
+
+static void add_entity_errors(const char *type, json_t *entity, json_t *err, json_t *flat,
+                              int depth);
+
+/* Kong's add_entity_errors. entity (the user's input, mutated: nested collections are taken
+ * out, one-to-one foreign entities become {"id": ...}) and err (stolen) describe one entity. */
+static void add_entity_errors(const char *type, json_t *entity, json_t *err, json_t *flat,
+                              int depth)
+{
+    if (json_is_string(err)) {
+        json_t *o = json_object();
+        json_object_set_new(o, "@entity", err);
+        err = o;
+    } else if (!is_table(err) || (json_is_object(err) && json_object_size(err) == 0) ||
+               (json_is_array(err) && json_array_size(err) == 0)) {
+        json_decref(err);
+        return;
+    }
+    if (!is_table(entity) || depth > MAX_NEST || !json_is_object(err)) {
+        json_decref(err);
+        return;
+    }
+    const aigw_entity_t *e = aigw_schema_entity(type);
+    json_t *pk = make_pk(entity);
+    /* Own foreign keys: an entity written inline becomes an entry of its own type. */
+    for (const aigw_field_t *fd = e ? e->fields : NULL; fd && fd->name; fd++) {
+        if (fd->type != AIGW_FT_FOREIGN || !fd->reference)
+            continue;
+        json_t *v = json_object_get(entity, fd->name);
+        if (!is_table(v))
+            continue;
+        json_incref(v);
+        json_t *vpk = make_pk(v);
+        if (vpk)
+            json_object_set_new(entity, fd->name, vpk);
+        else
+            json_object_del(entity, fd->name);
+        json_t *ferr = json_incref(json_object_get(err, fd->name));
+        json_object_del(err, fd->name);
+        add_entity_errors(fd->reference, v, ferr, flat, depth + 1);
+        json_decref(v);
+    }
+    /* Children nested under this entity: each gets the parent's key, then its own entry. */
+    for (size_t ci = 0; e && aigw_entities[ci]; ci++) {
+        const aigw_entity_t *ce = aigw_entities[ci];
+        for (const aigw_field_t *fd = ce->fields; fd && fd->name; fd++) {
+            if (fd->type != AIGW_FT_FOREIGN || !fd->reference ||
+                strcmp(fd->reference, e->name) != 0)
+                continue;
+            json_t *v = json_object_get(entity, ce->name);
+            if (!is_table(v))
+                continue;
+            json_incref(v);
+            json_object_del(entity, ce->name);
+            json_t *ferr = json_incref(json_object_get(err, ce->name));
+            json_object_del(err, ce->name);
+            /* aigw: an element that is no entity at all ("expected a record") stays an error
+             * of the parent, at its position; Kong 3.9 drops it. */
+            json_t *keep = json_object();
+            if (ferr && json_is_array(v)) {
+                size_t i;
+                json_t *item;
+                json_array_foreach(v, i, item) {
+                    json_t *ierr = pos_err(ferr, i + 1);
+                    if (!is_table(item)) {
+                        if (ierr) {
+                            char k[32];
+                            pos_key(k, sizeof(k), i + 1);
+                            json_object_set(keep, k, ierr);
+                        }
+                        continue;
+                    }
+                    if (json_is_object(item) && !json_object_get(item, fd->name) && pk)
+                        json_object_set_new(item, fd->name, json_deep_copy(pk));
+                    add_entity_errors(ce->name, item, json_incref(ierr), flat, depth + 1);
+                }
+            }
+            if (json_object_size(keep) > 0)
+                json_object_set_new(err, ce->name, keep);
+            else
+                json_decref(keep);
+            json_decref(ferr);
+            json_decref(v);
+        }
+    }
+    json_decref(pk);
+    if (json_object_size(err) == 0) {
+        json_decref(err);
+        return;
+    }
+    json_t *errors = json_array();
+    categorize(err, NULL, errors);
+    json_decref(err);
+    if (json_array_size(errors) == 0) {
+        json_decref(errors);
+        return;
+    }
+    json_t *entry = json_object();
+    size_t tl = strlen(type);
+    json_object_set_new(entry, "entity_type",
+                        json_stringn(type, tl && type[tl - 1] == 's' ? tl - 1 : tl));
+    const char *id = json_string_value(json_object_get(entity, "id"));
+    if (id && aigw_schema_is_uuid(id))
+        json_object_set_new(entry, "entity_id", json_string(id));
+    const char *name = json_string_value(json_object_get(entity, "name"));
+    if (name && name[0])
+        json_object_set_new(entry, "entity_name", json_string(name));
+    json_t *tags = json_object_get(entity, "tags");
+    if (json_is_array(tags)) {
+        int ok = 1;
+        size_t i;
+        json_t *t;
+        json_array_foreach(tags, i, t) ok &= json_is_string(t);
+        if (ok)
+            json_object_set_new(entry, "entity_tags", json_deep_copy(tags));
+    }
+    json_object_set(entry, "entity", entity);
+    json_object_set_new(entry, "errors", errors);
+    json_array_append_new(flat, entry);
+}
+
+/* The user's document as Kong holds it when reporting: phase 2 and 3 errors come after Kong
+ * assigned the ids it derives, so those entities carry them. */
+static json_t *flatten_input(const flat_t *f, const json_t *doc, int with_ids)
+{
+    json_t *in = json_deep_copy(doc);
+    for (size_t i = 0; with_ids && in && i < f->n; i++) {
+        const item_t *it = &f->items[i];
+        if (!it->derived)
+            continue;
+        json_t *node = in;
+        for (size_t d = 0; node && d < it->depth; d++)
+            node = json_array_get(json_object_get(node, it->coll[d]), it->cpos[d] - 1);
+        if (json_is_object(node) && !json_object_get(node, "id"))
+            json_object_set(node, "id", json_object_get(it->obj, "id"));
+    }
+    return in;
+}
+
+/* Kong's flatten_errors: moves what can be attributed to an entity of the document (input,
+ * mutated) from errs (the internal tree) into a new array of entries. */
+static json_t *flatten_errors(json_t *input, json_t *errs)
+{
+    json_t *flat = json_array();
+    size_t n;
+    const char **keys = sorted_keys(errs, &n);
+    /* Copies: a key's text goes away with its member. */
+    char **types = calloc(n + 1, sizeof(*types));
+    for (size_t i = 0; keys && types && i < n; i++)
+        types[i] = strdup(keys[i]);
+    free(keys);
+    for (size_t i = n; types && i-- > 0;) {
+        const char *type = types[i];
+        json_t *section = type ? json_object_get(errs, type) : NULL;
+        json_t *list = type ? json_object_get(input, type) : NULL;
+        if (!json_is_object(section) || !json_is_array(list))
+            continue;
+        json_incref(section);
+        json_object_del(errs, type);
+        json_t *rest = json_object();
+        size_t m;
+        const char **ikeys = sorted_keys(section, &m);
+        for (size_t j = m; ikeys && j-- > 0;) {
+            json_t *ierr = json_object_get(section, ikeys[j]);
+            json_t *entity =
+                is_pos_key(ikeys[j]) ? json_array_get(list, pos_of(ikeys[j]) - 1) : NULL;
+            if (is_table(entity))
+                add_entity_errors(type, entity, json_incref(ierr), flat, 0);
+            else
+                json_object_set(rest, ikeys[j], ierr);
+        }
+        free(ikeys);
+        if (json_object_size(rest) > 0)
+            json_object_set_new(errs, type, rest);
+        else
+            json_decref(rest);
+        json_decref(section);
+    }
+    for (size_t i = 0; types && i < n; i++)
+        free(types[i]);
+    free(types);
+    return flat;
+}
+
 /* ---- format 1.1 / 2.1: route paths (kong/db/migrations/migrate_path_280_300.lua) ---------- */
 
 static int is_reserved(int c)
@@ -1317,9 +1647,25 @@ static int is_meta_key(const char *k)
            strcmp(k, "_workspace") == 0;
 }
 
-int aigw_declarative_parse(const char *text, size_t len, json_t **out, aigw_db_error_t *err)
+/* Fails with the error tree of f; with flat, Kong's flattened form too (phase: 1 validation,
+ * 2 and 3 after Kong derived ids). */
+static void fail_doc(aigw_db_error_t *err, flat_t *f, const json_t *doc, json_t **flat,
+                     int phase)
+{
+    if (flat) {
+        json_t *input = flatten_input(f, doc, phase > 1);
+        *flat = input ? flatten_errors(input, f->errs) : NULL;
+        json_decref(input);
+    }
+    fail_with_tree(err, f->errs);
+}
+
+static int parse_doc(const char *text, size_t len, json_t **out, aigw_db_error_t *err,
+                     json_t **flat)
 {
     *out = NULL;
+    if (flat)
+        *flat = NULL;
     json_t *doc = load_text(text, len, err);
     if (!doc)
         return -1;
@@ -1374,7 +1720,7 @@ int aigw_declarative_parse(const char *text, size_t len, json_t **out, aigw_db_e
     resolve_refs(&f);
     validate_items(&f);
     if (json_object_size(f.errs) > 0) {
-        fail_with_tree(err, f.errs);
+        fail_doc(err, &f, doc, flat, 1);
         goto out;
     }
 
@@ -1394,14 +1740,14 @@ int aigw_declarative_parse(const char *text, size_t len, json_t **out, aigw_db_e
             if (f.items[f.top[t]].e == aigw_entities[e])
                 visit_item(&vs, f.top[t]);
     if (json_object_size(f.errs) > 0) {
-        fail_with_tree(err, f.errs);
+        fail_doc(err, &f, doc, flat, 2);
         goto out;
     }
 
     /* 3. other unique fields */
     check_unique(&f, order, vs.norder);
     if (json_object_size(f.errs) > 0) {
-        fail_with_tree(err, f.errs);
+        fail_doc(err, &f, doc, flat, 3);
         goto out;
     }
 
@@ -1445,7 +1791,25 @@ out:
     return rc;
 }
 
+int aigw_declarative_parse(const char *text, size_t len, json_t **out, aigw_db_error_t *err)
+{
+    return parse_doc(text, len, out, err, NULL);
+}
+
+int aigw_declarative_parse_flat(const char *text, size_t len, json_t **out,
+                                aigw_db_error_t *err, json_t **flat)
+{
+    return parse_doc(text, len, out, err, flat);
+}
+
 /* ---- import / replace ---------------------------------------------------------------------- */
+
+/* Kong's `ttl = true` entities (schema.h AIGW_F_TTL). */
+static int has_ttl_field(const aigw_entity_t *e)
+{
+    const aigw_field_t *f = aigw_schema_field(e->fields, "ttl");
+    return f && (f->flags & AIGW_F_TTL);
+}
 
 static int write_all(aigw_store_t *s, const json_t *entities, int upsert, aigw_db_error_t *err)
 {
@@ -1463,6 +1827,18 @@ static int write_all(aigw_store_t *s, const json_t *entities, int upsert, aigw_d
                 err->code = AIGW_DBE_DATABASE;
                 snprintf(err->message, sizeof(err->message), "out of memory");
                 return -1;
+            }
+            /* A declarative `ttl` is an expiry time (what db_export writes, what Kong's DB-less
+             * strategy reads); the store takes seconds to live. Expired rows are left out, as
+             * Kong never returns them. */
+            json_t *ttl = json_object_get(obj, "ttl");
+            if (json_is_number(ttl) && has_ttl_field(ent)) {
+                double left = json_number_value(ttl) - (double)time(NULL);
+                if (left < 1) {
+                    json_decref(obj);
+                    continue;
+                }
+                json_object_set_new(obj, "ttl", json_integer((json_int_t)left));
             }
             const char *id = json_string_value(json_object_get(obj, "id"));
             int r;
@@ -1570,6 +1946,11 @@ static int export_row(const json_t *obj, void *ud)
     json_t *row = aigw_schema_output(x->e, obj);
     if (!row)
         return -1;
+    /* The store gives the seconds left; a document holds the expiry time (Kong's export). */
+    json_t *ttl = json_object_get(row, "ttl");
+    if (json_is_integer(ttl) && has_ttl_field(x->e))
+        json_object_set_new(row, "ttl",
+                            json_integer((json_int_t)time(NULL) + json_integer_value(ttl)));
     /* Foreign keys as the parent's id (export.lua: row[fk] = row[fk].id). */
     for (const aigw_field_t *f = x->e->fields; f && f->name; f++) {
         if (f->type != AIGW_FT_FOREIGN)

@@ -67,6 +67,23 @@ char *aigw_yaml_dump(const json_t *doc);
  * {"error":"failed parsing declarative configuration: ..."}. The caller clears err. */
 int aigw_declarative_parse(const char *text, size_t len, json_t **out, aigw_db_error_t *err);
 
+/* As aigw_declarative_parse; in addition, when the document was read but its entities are
+ * invalid (not when it is not YAML/JSON or not an object) and flat is not NULL, *flat is a new
+ * array of Kong's flattened errors (errors:declarative_config_flattened, what POST
+ * /config?flatten_errors=1 answers as `flattened_errors`): one entry per entity with errors,
+ * {"entity_type":"service","entity_id":...,"entity_name":...,"entity_tags":[...],
+ * "entity":{the entity as given, nested children taken out, one-to-one foreign entities as
+ * {"id":...}, children given their parent's {"id":...}},"errors":[{"type":"field","field":
+ * "config.http_endpoint","message":"..."},{"type":"entity","message":"..."}]}; entity_id,
+ * entity_name and entity_tags only when valid (a UUID, a non-empty string, strings). err->fields
+ * and err->message then hold only the errors no entity could take ({} when none), which Kong
+ * 3.9 loses (reference errors keyed by name, top-level elements that are not records); a
+ * nested element that is not a record stays an error of its parent ("routes.2"). Entries come
+ * in Kong's order: collections, positions and fields descending, nested entities before their
+ * parent. *flat is NULL otherwise. */
+int aigw_declarative_parse_flat(const char *text, size_t len, json_t **out,
+                                aigw_db_error_t *err, json_t **flat);
+
 /* Kong's rendering of an error tree inside messages (pl.pretty.write with no indent):
  * {services={{host="required field missing"},[3]="..."},["@entity"]={"..."}}. Caller frees. */
 char *aigw_declarative_lua_table(const json_t *tree);

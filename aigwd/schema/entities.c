@@ -50,8 +50,8 @@ static const char *const protocols_all[] = {
 #define F_NUM_BETWEEN(n, lo, hi, d) \
     { .name = (n), .type = AIGW_FT_NUMBER, .flags = AIGW_F_HAS_BETWEEN, .dflt = (d), \
       .min = (lo), .max = (hi) }
-/* typedefs.ttl (entities with `ttl = true`): seconds, up to DAO_MAX_TTL. */
-#define F_TTL F_INT_BETWEEN("ttl", 0, 100000000, NULL)
+/* Entities with `ttl = true`: the `ttl` option (see AIGW_F_TTL). */
+#define F_TTL { .name = "ttl", .type = AIGW_FT_NUMBER, .flags = AIGW_F_TTL }
 
 /* ---- element definitions ------------------------------------------------------------------ */
 

@@ -2,6 +2,7 @@
  * with nulls), and GET /schemas descriptions (kong/api/api_helpers.lua schema_to_jsonable).
  * Pure functions; any thread. */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "schema/schema.h"
@@ -272,17 +273,37 @@ static json_t *desc_fields(const aigw_field_t *fields)
 {
     json_t *list = json_array();
     for (const aigw_field_t *f = fields; f && f->name; f++)
-        if (!hidden(f))
+        if (!hidden(f) && !(f->flags & AIGW_F_TTL))
             add_named(list, f->name, desc_field(f));
     return list;
 }
 
-static json_t *schema_doc(json_t *fields)
+/* Kong's shape: {"entity_checks":[...],"fields":[...]}; each top-level field's record (the
+ * field itself, or its elements) gets the checks declared for it. */
+static json_t *schema_doc(json_t *fields, const char *schema)
 {
+    size_t i;
+    json_t *one;
+    json_array_foreach(fields, i, one) {
+        const char *name;
+        json_t *d;
+        json_object_foreach(one, name, d) {
+            json_t *rec = json_object_get(d, "elements");
+            if (!json_is_object(rec))
+                rec = d;
+            const char *type = json_string_value(json_object_get(rec, "type"));
+            if (!type || strcmp(type, "record") != 0)
+                continue;
+            json_t *c = aigw_schema_entity_checks_json(schema, name);
+            if (json_array_size(c) > 0)
+                json_object_set_new(rec, "entity_checks", c);
+            else
+                json_decref(c);
+        }
+    }
     json_t *doc = json_object();
+    json_object_set_new(doc, "entity_checks", aigw_schema_entity_checks_json(schema, NULL));
     json_object_set_new(doc, "fields", fields);
-    /* Entity checks are C functions here: nothing to list. */
-    json_object_set_new(doc, "entity_checks", json_array());
     return doc;
 }
 
@@ -290,8 +311,8 @@ json_t *aigw_schema_describe(const aigw_entity_t *e)
 {
     json_t *list = json_array();
     for (const aigw_field_t *f = e->fields; f && f->name; f++) {
-        if (hidden(f))
-            continue;
+        if (hidden(f) || (f->flags & AIGW_F_TTL))
+            continue; /* Kong's ttl is an option, not a field */
         if ((e->flags & AIGW_E_PLUGIN) && strcmp(f->name, "config") == 0) {
             /* Kong: the abstract field each plugin specialises */
             json_t *d = json_object();
@@ -302,7 +323,7 @@ json_t *aigw_schema_describe(const aigw_entity_t *e)
         }
         add_named(list, f->name, desc_field(f));
     }
-    return schema_doc(list);
+    return schema_doc(list, e->name);
 }
 
 static json_t *no_parent(const char *reference)
@@ -350,5 +371,7 @@ json_t *aigw_schema_describe_plugin(const aigw_plugin_schema_t *p)
     json_object_set_new(cfg, "required", json_true());
     json_object_set_new(cfg, "fields", desc_fields(p->config));
     add_named(list, "config", cfg);
-    return schema_doc(list);
+    char name[128];
+    snprintf(name, sizeof(name), "plugins/%s", p->name);
+    return schema_doc(list, name);
 }

@@ -44,6 +44,12 @@ enum {
     AIGW_F_SECRET = 1u << 15,      /* never written to a log; masked in GET / configuration */
     AIGW_F_RANDOM = 1u << 16,      /* with AUTO: 32 random [A-Za-z0-9] characters */
     AIGW_F_NULLABLE_REQ = 1u << 17,/* record: present as null is fine even if subfields required */
+    /* Kong's `ttl` of entities with `ttl = true` (key-auth credentials, oauth2 codes and
+     * tokens): an option, not a schema field. Only its type (a number) is checked here, as a
+     * declarative document gives an expiry time; the admin API checks it as Kong's option
+     * (code 11); the store keeps an expiry and reads give the seconds left (store.h); /schemas
+     * does not list it. */
+    AIGW_F_TTL = 1u << 18,
 };
 
 typedef struct aigw_field aigw_field_t;
@@ -156,6 +162,16 @@ json_t *aigw_schema_output(const aigw_entity_t *e, const json_t *obj);
 /* GET /schemas/{entity} and /schemas/plugins/{name}: Kong's {"fields":[{name:{...}}...]}. */
 json_t *aigw_schema_describe(const aigw_entity_t *e);
 json_t *aigw_schema_describe_plugin(const aigw_plugin_schema_t *p);
+
+/* Kong's entity_checks as GET /schemas shows them (schema_to_jsonable: check functions
+ * dropped, null kept), from the declarations in schema/check_desc.c: of an entity ("routes")
+ * or a plugin ("plugins/rate-limiting") when field is NULL, else of the record that top-level
+ * field holds (itself or its elements: "sources", "config"). New array, [] when none. */
+json_t *aigw_schema_entity_checks_json(const char *schema, const char *field);
+/* The declarations one by one (for the self-check): 0 with borrowed strings, -1 past the end. */
+size_t aigw_schema_entity_checks_count(void);
+int aigw_schema_entity_checks_at(size_t i, const char **schema, const char **field,
+                                 const char **json);
 
 /* The field a dotted input key lands on, for form value coercion: ("config.minute" on a
  * plugin named rate-limiting -> the integer field). plugin_name may be NULL. NULL if unknown. */

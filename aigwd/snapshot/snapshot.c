@@ -96,6 +96,9 @@ aigw_snapshot_t *aigw_snapshot_build(aigw_store_t *s, long long version, aigw_db
 int aigw_snapshot_refresh(aigw_store_t *s, aigw_db_error_t *err)
 {
     long long version = 0;
+    /* Credentials past their ttl leave the store (and so the next snapshot) here. */
+    if (aigw_store_expire(s, err) < 0)
+        return -1;
     if (aigw_store_version(s, &version, err) != 0)
         return -1;
     aigw_snapshot_t *cur = aigw_snapshot_current();

@@ -607,6 +607,33 @@ static int has_cache_key(const aigw_entity_t *e)
     return e->cache_key && e->cache_key[0];
 }
 
+/* Kong's `ttl = true` entities keep their expiry (epoch seconds) in a `ttl` column
+ * (migration 002_ttl); rows past it are never read and are purged. */
+static int has_ttl(const aigw_entity_t *e)
+{
+    for (const aigw_field_t *f = e->fields; f && f->name; f++)
+        if (f->flags & AIGW_F_TTL)
+            return 1;
+    return 0;
+}
+
+static void now_text(char buf[32])
+{
+    snprintf(buf, 32, "%lld", (long long)time(NULL));
+}
+
+/* The `ttl` a read shows: the whole seconds left (Kong: FLOOR(ttl - now)); none without an
+ * expiry (a row written before migration 002 may still hold the seconds it was given). */
+static void set_ttl_left(json_t *obj, const char *expiry, long long now)
+{
+    if (!expiry) {
+        json_object_del(obj, "ttl");
+        return;
+    }
+    long long left = strtoll(expiry, NULL, 10) - now;
+    json_object_set_new(obj, "ttl", json_integer(left > 0 ? left : 0));
+}
+
 /* The text Kong's DAO:cache_key gives one value (tostring), or NULL for null. */
 static char *ck_value(const aigw_field_t *f, const json_t *v)
 {
@@ -755,7 +782,7 @@ static int build_cols(const aigw_entity_t *e, const json_t *obj, colset_t *c,
     size_t nf = 0;
     for (const aigw_field_t *f = e->fields; f && f->name; f++)
         nf++;
-    size_t cap = nf + 4;
+    size_t cap = nf + 5;
     c->names = calloc(cap, sizeof(*c->names));
     c->vals = calloc(cap, sizeof(*c->vals));
     c->fields = calloc(cap, sizeof(*c->fields));
@@ -768,7 +795,25 @@ static int build_cols(const aigw_entity_t *e, const json_t *obj, colset_t *c,
         cols_free(c);
         return -1;
     }
-    char *data = json_dumps(obj, JSON_COMPACT);
+    char *data;
+    char *expiry = NULL;
+    if (has_ttl(e)) {
+        /* The entity is stored without its ttl: the column holds the expiry time. */
+        json_t *ttl = json_object_get(obj, "ttl");
+        double secs = json_is_number(ttl) ? json_number_value(ttl) : 0;
+        if (secs >= 1) {
+            char ebuf[32];
+            snprintf(ebuf, sizeof(ebuf), "%lld", (long long)time(NULL) + (long long)secs);
+            if (!(expiry = strdup(ebuf)))
+                goto nomem;
+        }
+        json_t *copy = json_copy((json_t *)(uintptr_t)obj);
+        json_object_del(copy, "ttl");
+        data = copy ? json_dumps(copy, JSON_COMPACT) : NULL;
+        json_decref(copy);
+    } else {
+        data = json_dumps(obj, JSON_COMPACT);
+    }
     json_t *ca = json_object_get(obj, "created_at");
     long long created = json_is_integer(ca) ? (long long)json_integer_value(ca)
                         : json_is_real(ca) ? (long long)json_real_value(ca)
@@ -780,6 +825,7 @@ static int build_cols(const aigw_entity_t *e, const json_t *obj, colset_t *c,
         free(data);
         free(idv);
         free(cv);
+        free(expiry);
         goto nomem;
     }
     if (cols_add(c, "id", "", idv, NULL) || cols_add(c, "data", "", data, NULL) ||
@@ -791,8 +837,11 @@ static int build_cols(const aigw_entity_t *e, const json_t *obj, colset_t *c,
             if (c->n < 2)
                 free(cv);
         }
+        free(expiry);
         goto nomem;
     }
+    if (has_ttl(e) && cols_add(c, "ttl", "", expiry, NULL))
+        goto nomem;
     for (const aigw_field_t *f = e->fields; f && f->name; f++) {
         if (!aigw_store__field_stored(f))
             continue;
@@ -897,6 +946,17 @@ static int check_row(aigw_store_t *s, const aigw_entity_t *e, const json_t *obj,
     return 0;
 }
 
+/* Deletes the rows of e whose ttl has passed. 0 or -1. */
+static int purge_expired(aigw_store_t *s, const aigw_entity_t *e, aigw_db_error_t *err)
+{
+    char sql[256], now[32];
+    now_text(now);
+    snprintf(sql, sizeof(sql),
+             "DELETE FROM %s WHERE ttl IS NOT NULL AND ttl < CAST($1 AS BIGINT)", e->name);
+    const char *p[] = { now };
+    return q(s, sql, p, 1, NULL, err);
+}
+
 static int write_row(aigw_store_t *s, const aigw_entity_t *e, const json_t *obj, int replace,
                      aigw_db_error_t *err)
 {
@@ -930,6 +990,9 @@ static int write_row(aigw_store_t *s, const aigw_entity_t *e, const json_t *obj,
     int result = -1, race = 0;
     if (op_begin(s, &op, err) != 0)
         goto out;
+    /* Rows past their ttl hold no keys: Kong never reads them. */
+    if (has_ttl(e) && purge_expired(s, e, err) != 0)
+        goto end;
     if (replace) {
         char chk[256];
         snprintf(chk, sizeof(chk), "SELECT 1 FROM %s WHERE id = $1", e->name);
@@ -1076,16 +1139,20 @@ static int get_by(aigw_store_t *s, const aigw_entity_t *e, const char *where,
     *out = NULL;
     if (!entity_ok(e, err))
         return -1;
+    int ttl = has_ttl(e);
+    char now[32];
+    now_text(now);
     aigw_store__buf_t sql = { 0 };
-    aigw_store__buf_addf(&sql, "SELECT data FROM %s t WHERE %s = $1 ORDER BY id LIMIT 1",
-                         e->name, where);
+    aigw_store__buf_addf(&sql, "SELECT data%s FROM %s t WHERE %s = $1%s ORDER BY id LIMIT 1",
+                         ttl ? ", t.ttl" : "", e->name, where,
+                         ttl ? " AND (t.ttl IS NULL OR t.ttl >= CAST($2 AS BIGINT))" : "");
     if (sql.oom) {
         oom(err);
         return -1;
     }
-    const char *p[] = { value };
+    const char *p[] = { value, now };
     aigw_store__rows_t r;
-    int rc = q(s, sql.p, p, 1, &r, err);
+    int rc = q(s, sql.p, p, ttl ? 2 : 1, &r, err);
     aigw_store__buf_free(&sql);
     if (rc != 0)
         return -1;
@@ -1094,6 +1161,8 @@ static int get_by(aigw_store_t *s, const aigw_entity_t *e, const char *where,
         return 1;
     }
     *out = parse_data(aigw_store__cell(&r, 0, 0), err);
+    if (*out && ttl)
+        set_ttl_left(*out, aigw_store__cell(&r, 0, 1), strtoll(now, NULL, 10));
     aigw_store__rows_free(&r);
     return *out ? 0 : -1;
 }
@@ -1216,7 +1285,16 @@ static int page_rows(aigw_store_t *s, const aigw_entity_t *e, const aigw_store_q
     char *tags = NULL, *fk = NULL, *eq = NULL;
     size_t ntags = 0;
     int rc = -1;
-    aigw_store__buf_addf(&x.b, "SELECT t.id, t.data FROM %s t WHERE 1 = 1", e->name);
+    char now[32];
+    now_text(now);
+    int ttl = has_ttl(e);
+    aigw_store__buf_addf(&x.b, "SELECT t.id, t.data%s FROM %s t WHERE 1 = 1",
+                         ttl ? ", t.ttl" : "", e->name);
+    if (ttl) {
+        aigw_store__buf_add(&x.b, " AND (t.ttl IS NULL OR t.ttl >= CAST(");
+        param(&x, now);
+        aigw_store__buf_add(&x.b, " AS BIGINT))");
+    }
     if (after) {
         aigw_store__buf_add(&x.b, " AND t.id > ");
         param(&x, after);
@@ -1290,6 +1368,7 @@ int aigw_store_list(aigw_store_t *s, const aigw_entity_t *e, const aigw_store_qu
         return -1;
     json_t *data = json_array();
     size_t n = rows.nrows > size ? size : rows.nrows;
+    long long now = (long long)time(NULL);
     for (size_t i = 0; i < n; i++) {
         json_t *v = parse_data(aigw_store__cell(&rows, i, 1), err);
         if (!v) {
@@ -1297,6 +1376,8 @@ int aigw_store_list(aigw_store_t *s, const aigw_entity_t *e, const aigw_store_qu
             aigw_store__rows_free(&rows);
             return -1;
         }
+        if (rows.ncols > 2)
+            set_ttl_left(v, aigw_store__cell(&rows, i, 2), now);
         json_array_append_new(data, v);
     }
     if (rows.nrows > size) {
@@ -1328,8 +1409,11 @@ int aigw_store_each(aigw_store_t *s, const aigw_entity_t *e,
         }
         free(after);
         after = NULL;
+        long long now = (long long)time(NULL);
         for (size_t i = 0; i < rows.nrows; i++) {
             json_t *v = parse_data(aigw_store__cell(&rows, i, 1), err);
+            if (v && rows.ncols > 2)
+                set_ttl_left(v, aigw_store__cell(&rows, i, 2), now);
             int r = v ? fn(v, ud) : -1;
             json_decref(v);
             if (r != 0) {
@@ -1451,6 +1535,9 @@ int aigw_store_tags(aigw_store_t *s, const char *tag, size_t size, const char *o
                                  "tag, j.key AS ord FROM %s t, json_each(t.data, '$.tags') j "
                                  "WHERE json_type(t.data, '$.tags') = 'array'",
                                  e->name, e->name);
+        if (has_ttl(e))
+            aigw_store__buf_addf(&x.b, "%s (t.ttl IS NULL OR t.ttl >= %lld)",
+                                 pg ? " WHERE" : " AND", (long long)time(NULL));
     }
     if (!any) {
         free(after);
@@ -1537,6 +1624,39 @@ json_t *aigw_store_plugin_names(aigw_store_t *s, aigw_db_error_t *err)
         json_array_append_new(a, json_string(aigw_store__cell(&r, i, 0)));
     aigw_store__rows_free(&r);
     return a;
+}
+
+int aigw_store_expire(aigw_store_t *s, aigw_db_error_t *err)
+{
+    char now[32], sql[256];
+    now_text(now);
+    const char *p[] = { now };
+    int any = 0;
+    for (size_t i = 0; aigw_entities[i] && !any; i++) {
+        const aigw_entity_t *e = aigw_entities[i];
+        if (!has_ttl(e) || !aigw_store__ident_ok(e->name))
+            continue;
+        snprintf(sql, sizeof(sql),
+                 "SELECT 1 FROM %s WHERE ttl IS NOT NULL AND ttl < CAST($1 AS BIGINT) LIMIT 1",
+                 e->name);
+        int r = exists(s, sql, p, 1, err);
+        if (r < 0)
+            return -1;
+        any = r;
+    }
+    if (!any)
+        return 0;
+    op_t op;
+    if (op_begin(s, &op, err) != 0)
+        return -1;
+    int result = 1;
+    for (size_t i = 0; aigw_entities[i] && result > 0; i++)
+        if (has_ttl(aigw_entities[i]) && aigw_store__ident_ok(aigw_entities[i]->name) &&
+            purge_expired(s, aigw_entities[i], err) != 0)
+            result = -1;
+    if (op_end(s, &op, result, err) != 0)
+        return -1;
+    return 1;
 }
 
 int aigw_store_version(aigw_store_t *s, long long *out, aigw_db_error_t *err)

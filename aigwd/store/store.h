@@ -84,6 +84,12 @@ void aigw_store_rollback(aigw_store_t *s);
 
 /* ---- entities -------------------------------------------------------------------------- */
 
+/* Entities with a field flagged AIGW_F_TTL (Kong's `ttl = true`: key-auth credentials,
+ * oauth2 codes and tokens) may carry "ttl": seconds to live from the write (insert or
+ * replace); absent, null or 0: no expiry. The expiry time is kept in the row's `ttl` column,
+ * not in the entity. Reads (get, find, list, each) never return a row past it and give "ttl"
+ * as the whole seconds left; writes first purge such rows of that table. */
+
 /* Inserts a validated entity (obj has id and timestamps). Checks, in Kong's order and with
  * Kong's messages: primary key taken (3), foreign keys exist (4), unique fields and the
  * cache key free (5). 0 or -1. */
@@ -143,6 +149,10 @@ int aigw_store_tags(aigw_store_t *s, const char *tag, size_t size, const char *o
 
 /* Distinct plugin names in the plugins table (GET / enabled_in_cluster). New array. */
 json_t *aigw_store_plugin_names(aigw_store_t *s, aigw_db_error_t *err);
+
+/* Deletes every row past its ttl (Kong's cleanup of expired rows), in one transaction that
+ * raises the config version when it deletes anything. 1 deleted some, 0 none, -1 error. */
+int aigw_store_expire(aigw_store_t *s, aigw_db_error_t *err);
 
 /* ---- change notification -------------------------------------------------------------- */
 
