@@ -86,6 +86,8 @@ struct aigw_http_conn {
     int streaming;               /* head written, end not yet */
     int chunked_out;             /* the body goes out in chunked encoding */
     int write_failed;            /* a write to the client failed during the stream */
+    char *held_head;             /* a response head not written yet (request arena) */
+    size_t held_len;
     aigw_http_abort_fn abort_fn; /* the client went away while a request was in flight */
     void *abort_ud;
     aigw_http_drain_fn drain_fn; /* writes fell below the low-water mark */
@@ -625,7 +627,21 @@ int aigw_http_stream_begin(aigw_http_req_t *req, int status, const aigw_http_res
     }
     c->streaming = with_body ? 1 : 2;   /* 2: nothing may follow the head */
     c->chunked_out = with_body && frame == FRAME_CHUNKED;
-    uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+    /* Held until the first body bytes, the end or a flush: one write for head and body. */
+    c->held_head = buf;
+    c->held_len = n;
+    return 0;
+}
+
+int aigw_http_stream_flush(aigw_http_req_t *req)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing || c->write_failed)
+        return -1;
+    if (!c->held_head)
+        return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+    uv_buf_t b = uv_buf_init(c->held_head, (unsigned)c->held_len);
+    c->held_head = NULL;
     c->last_activity = uv_now(c->w->loop);
     if (conn_write(c, &b, 1) != 0) {
         c->write_failed = 1;
@@ -641,10 +657,14 @@ int aigw_http_stream_write(aigw_http_req_t *req, const char *data, size_t len)
     if (c->closing || c->write_failed)
         return -1;
     if (c->streaming != 1 || len == 0)
-        return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+        return aigw_http_stream_flush(req);
     char hdr[24];
-    uv_buf_t bufs[3];
+    uv_buf_t bufs[4];
     unsigned nb = 0;
+    if (c->held_head) {
+        bufs[nb++] = uv_buf_init(c->held_head, (unsigned)c->held_len);
+        c->held_head = NULL;
+    }
     if (c->chunked_out) {
         static const char hex[] = "0123456789abcdef";
         char tmp[20];
@@ -680,6 +700,7 @@ void aigw_http_stream_on_drain(aigw_http_req_t *req, aigw_http_drain_fn fn, void
 
 static void stream_reset(aigw_http_conn_t *c)
 {
+    c->held_head = NULL;
     c->streaming = 0;
     c->chunked_out = 0;
     c->abort_fn = NULL;
@@ -695,11 +716,16 @@ void aigw_http_stream_end(aigw_http_req_t *req)
         aigw_http_stream_abort(req);
         return;
     }
-    if (c->chunked_out) {
-        uv_buf_t b = uv_buf_init((char *)(uintptr_t)"0\r\n\r\n", 5);
-        if (conn_write(c, &b, 1) != 0)
-            c->close_after = 1;
+    uv_buf_t b[2];
+    unsigned nb = 0;
+    if (c->held_head) {
+        b[nb++] = uv_buf_init(c->held_head, (unsigned)c->held_len);
+        c->held_head = NULL;
     }
+    if (c->chunked_out)
+        b[nb++] = uv_buf_init((char *)(uintptr_t)"0\r\n\r\n", 5);
+    if (nb && conn_write(c, b, nb) != 0)
+        c->close_after = 1;
     stream_reset(c);
     finish_request(c);
 }

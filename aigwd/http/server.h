@@ -133,6 +133,10 @@ void aigw_http_on_abort(aigw_http_req_t *req, aigw_http_abort_fn fn, void *ud);
  * 0, 1 (the client is slow: stop producing until the drain callback), or -1 (write failed). */
 int aigw_http_stream_begin(aigw_http_req_t *req, int status, const aigw_http_resp_header_t *h,
                            size_t nh, int64_t content_length);
+/* The head is held back so that it leaves with the first body bytes (one write); flush
+ * sends it now (call it when no body bytes are at hand, e.g. at the end of a read). 0, 1
+ * or -1 as above. */
+int aigw_http_stream_flush(aigw_http_req_t *req);
 /* Sends len body bytes (chunk-encoded when the framing says so). 0, 1 or -1 as above. */
 int aigw_http_stream_write(aigw_http_req_t *req, const char *data, size_t len);
 /* fn runs once, when the bytes queued for the client fall below the low-water mark. */

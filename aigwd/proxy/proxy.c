@@ -664,7 +664,27 @@ static void up_on_error(void *ud, aigw_uperr_t e, int reused, int got_bytes)
         finish_error(x, 502, "An invalid response was received from the upstream server", 1);
 }
 
+static void up_on_idle(void *ud)
+{
+    pctx_t *x = ud;
+    int r = aigw_http_stream_flush(x->req);
+    if (r < 0) {
+        aigw_upex_cancel(x->ex);
+        x->ex = NULL;
+        aigw_http_on_abort(x->req, NULL, NULL);
+        aigw_http_req_t *req = x->req;
+        pctx_release(x);
+        aigw_http_stream_abort(req);
+        return;
+    }
+    if (r == 1 && !x->paused) {
+        x->paused = 1;
+        aigw_http_stream_on_drain(x->req, on_drain, x);
+    }
+}
+
 static const aigw_upex_cbs_t up_cbs = {
+    .on_idle = up_on_idle,
     .on_head = up_on_head,
     .on_body = up_on_body,
     .on_done = up_on_done,

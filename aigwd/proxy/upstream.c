@@ -45,6 +45,7 @@ struct upconn {
     int closing;
     int connected;
     int reading;              /* uv_read_start is in effect */
+    int deferred_err;         /* an aigw_uperr_t to report from the timer (0: none) */
     int requests;
     size_t pending_writes;
     upconn_t *idle_prev, *idle_next;
@@ -371,6 +372,10 @@ static void ex_timer_cb(uv_timer_t *t)
     aigw_upex_t *x = c->x;
     if (!x)
         return;
+    if (c->deferred_err) {
+        ex_fail(x, (aigw_uperr_t)c->deferred_err);
+        return;
+    }
     aigw_uperr_t e = x->state == X_CONNECTING || x->state == X_HANDSHAKE
                          ? AIGW_UPERR_CONNECT_TIMEOUT
                      : x->state == X_SENDING ? AIGW_UPERR_WRITE_TIMEOUT
@@ -458,7 +463,9 @@ static int tls_flush(upconn_t *c)
     return r;
 }
 
-static void send_request(aigw_upex_t *x)
+/* Writes the request and arms the right timer; no callback runs. 0, or -1 when the
+ * connection refused the bytes. */
+static int send_bytes(aigw_upex_t *x)
 {
     upconn_t *c = x->c;
     x->state = X_SENDING;
@@ -476,14 +483,19 @@ static void send_request(aigw_upex_t *x)
     } else {
         r = sock_write(c, x->prm.bufs, x->prm.nbufs);
     }
-    if (r != 0) {
-        ex_fail(x, AIGW_UPERR_WRITE);
-        return;
-    }
+    if (r != 0)
+        return -1;
     if (c->pending_writes == 0)
         after_sent(x);
     else
         arm(c, x->prm.write_timeout);
+    return 0;
+}
+
+static void send_request(aigw_upex_t *x)
+{
+    if (send_bytes(x) != 0)
+        ex_fail(x, AIGW_UPERR_WRITE);
 }
 
 static void after_sent(aigw_upex_t *x)
@@ -738,6 +750,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (!x->cancelled && x->c && x->state == X_WAITING && c->ssl)
         arm(c, x->prm.read_timeout);
+    if (!x->cancelled && x->c && x->head_done && !x->finished && x->cbs.on_idle)
+        x->cbs.on_idle(x->ud);
     if (!x->cancelled && x->paused && x->c) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = 0;
@@ -868,21 +882,6 @@ static void make_key(const aigw_upex_params_t *prm, char *out, size_t cap, size_
     *n = k > 0 && (size_t)k < cap ? (size_t)k : cap - 1;
 }
 
-/* A zero-delay timer used to deliver the first callback after aigw_upex_start returned,
- * when a pooled connection lets us write at once. */
-static void kick_cb(uv_timer_t *t)
-{
-    upconn_t *c = t->data;
-    aigw_upex_t *x = c->x;
-    if (!x)
-        return;
-    x->busy++;
-    send_request(x);
-    x->busy--;
-    if (x->cancelled && !x->busy)
-        ex_free(x);
-}
-
 aigw_upex_t *aigw_upex_start(aigw_uppool_t *p, const aigw_upex_params_t *prm,
                              const aigw_upex_cbs_t *cbs, void *ud)
 {
@@ -910,9 +909,12 @@ aigw_upex_t *aigw_upex_start(aigw_uppool_t *p, const aigw_upex_params_t *prm,
         c->x = x;
         x->c = c;
         x->reused = 1;
-        /* Write on the next loop turn: callbacks must not run inside start. A zero timer
-         * costs one heap insert; the connection's own timer is re-armed by send_request. */
-        uv_timer_start(&c->timer, kick_cb, 0, 0);
+        /* Write now (no callback can run from here); a failure is reported on the next
+         * loop turn, as callbacks never run inside start. */
+        if (send_bytes(x) != 0) {
+            c->deferred_err = AIGW_UPERR_WRITE;
+            uv_timer_start(&c->timer, ex_timer_cb, 0, 0);
+        }
         return x;
     }
     upconn_t *c = calloc(1, sizeof(*c));
@@ -936,9 +938,8 @@ aigw_upex_t *aigw_upex_start(aigw_uppool_t *p, const aigw_upex_params_t *prm,
                            on_connect);
     if (r != 0) {
         /* Report on the next turn, like any other failure. */
-        x->state = X_CONNECTING;
+        c->deferred_err = AIGW_UPERR_CONNECT;
         uv_timer_start(&c->timer, ex_timer_cb, 0, 0);
-        c->connected = -1;
         return x;
     }
     arm(c, prm->connect_timeout);

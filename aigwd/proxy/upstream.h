@@ -79,6 +79,9 @@ typedef struct aigw_upex_cbs {
     /* The exchange failed; the connection is closed and the exchange is gone. reused: the
      * connection came from the pool; got_bytes: some response bytes had arrived. */
     void (*on_error)(void *ud, aigw_uperr_t e, int reused, int got_bytes);
+    /* Every byte read so far is delivered and the response is not complete yet (after the
+     * head): a moment to flush what was held back. May cancel. */
+    void (*on_idle)(void *ud);
 } aigw_upex_cbs_t;
 
 /* Starts an exchange; callbacks come later, never from inside this call. NULL when out of

@@ -60,7 +60,9 @@ def test_certificate_chosen_by_sni_and_live_without_restart(gw, tmp_path):
                                     "snis": ["api.example.test"]})
     post(gw, "/certificates", json={"cert": Path(c2).read_text(), "key": Path(k2).read_text(),
                                     "snis": ["*.example.test"]})
-    wait_until(lambda: peer_cert_der(port, "api.example.test") == der(c1), 5, what="exact sni")
+    wait_until(lambda: peer_cert_der(port, "api.example.test") == der(c1) and
+               peer_cert_der(port, "other.example.test") == der(c2), 5, what="both snis")
+    assert peer_cert_der(port, "api.example.test") == der(c1)       # exact beats wildcard
     assert peer_cert_der(port, "other.example.test") == der(c2)     # wildcard
     assert peer_cert_der(port, "unknown.test") == default            # the default certificate
     assert default != der(c1)
