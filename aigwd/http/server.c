@@ -87,6 +87,8 @@ struct aigw_http_conn {
     int chunked_out;             /* the body goes out in chunked encoding */
     int write_failed;            /* a write to the client failed during the stream */
     char *held_head;             /* a response head not written yet (request arena) */
+    aigw_http_tunnel_fn tunnel_fn;   /* after a 101: raw client bytes go here */
+    void *tunnel_ud;
     size_t held_len;
     aigw_http_abort_fn abort_fn; /* the client went away while a request was in flight */
     void *abort_ud;
@@ -701,6 +703,7 @@ void aigw_http_stream_on_drain(aigw_http_req_t *req, aigw_http_drain_fn fn, void
 static void stream_reset(aigw_http_conn_t *c)
 {
     c->held_head = NULL;
+    c->tunnel_fn = NULL;
     c->streaming = 0;
     c->chunked_out = 0;
     c->abort_fn = NULL;
@@ -741,6 +744,86 @@ void aigw_http_stream_abort(aigw_http_req_t *req)
     c->in_request = 0;
     access_log(c);
     conn_close(c);
+}
+
+static void process_input(aigw_http_conn_t *c);
+static void tls_pump(aigw_http_conn_t *c);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+int aigw_http_tunnel_begin(aigw_http_req_t *req, const aigw_http_resp_header_t *h, size_t nh,
+                           aigw_http_tunnel_fn fn, void *ud)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing || c->write_failed)
+        return -1;
+    req->status = 101;
+    size_t n, cap = 128;
+    for (size_t i = 0; i < nh; i++)
+        cap += h[i].name.n + h[i].value.n + 4;
+    char *buf = aigw_arena_alloc(&req->arena, cap);
+    if (!buf)
+        return -1;
+    n = put_status_line(buf, 101);
+    for (size_t i = 0; i < nh; i++) {
+        n += put(buf + n, h[i].name.p, h[i].name.n);
+        n += PUT_LIT(buf + n, ": ");
+        n += put(buf + n, h[i].value.p, h[i].value.n);
+        n += PUT_LIT(buf + n, "\r\n");
+    }
+    n += PUT_LIT(buf + n, "\r\n");
+    c->close_after = 1;           /* the connection ends with the tunnel */
+    c->tunnel_fn = fn;
+    c->tunnel_ud = ud;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)n);
+    c->last_activity = uv_now(c->w->loop);
+    if (conn_write(c, &b, 1) != 0) {
+        c->write_failed = 1;
+        return -1;
+    }
+    /* What the client sent after its request head already belongs to the tunnel. */
+    if (c->rbuf && c->rpos < c->rlen)
+        process_input(c);
+    if (c->reading_stopped && !c->closing) {
+        c->reading_stopped = 0;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+            return -1;
+    }
+    if (c->ssl && !c->closing)
+        tls_pump(c);
+    return 0;
+}
+
+int aigw_http_tunnel_write(aigw_http_req_t *req, const char *p, size_t n)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing || c->write_failed)
+        return -1;
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+    c->last_activity = uv_now(c->w->loop);
+    if (conn_write(c, &b, 1) != 0) {
+        c->write_failed = 1;
+        return -1;
+    }
+    arm_timer(c);
+    return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+}
+
+void aigw_http_tunnel_pause(aigw_http_req_t *req, int pause)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->closing)
+        return;
+    if (pause && !c->reading_stopped) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading_stopped = 1;
+    } else if (!pause && c->reading_stopped) {
+        c->reading_stopped = 0;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0)
+            conn_close(c);
+        else if (c->ssl)
+            tls_pump(c);
+    }
 }
 
 int aigw_http_req_local_port(const aigw_http_req_t *req)
@@ -931,6 +1014,18 @@ static void send_continue(aigw_http_conn_t *c)
 
 static void process_input(aigw_http_conn_t *c)
 {
+    if (c->tunnel_fn) {
+        /* A switched protocol: the bytes are not HTTP; hand them over as they are. */
+        if (c->rpos < c->rlen && !c->closing) {
+            size_t n = c->rlen - c->rpos;
+            const char *p = c->rbuf + c->rpos;
+            c->rpos = c->rlen = 0;
+            c->tunnel_fn(c->tunnel_ud, p, n);
+        } else {
+            c->rpos = c->rlen = 0;
+        }
+        return;
+    }
     while (!c->closing && !c->in_request && !c->close_after && c->rpos < c->rlen) {
         if (c->state == CONN_WAITING) {
             set_state(c, CONN_READING);
@@ -1053,7 +1148,7 @@ static void tls_pump(aigw_http_conn_t *c)
         c->tls_ready = 1;
     }
     for (;;) {
-        if (c->closing || c->in_request || c->close_after)
+        if (c->closing || (c->in_request && !c->tunnel_fn) || (c->close_after && !c->tunnel_fn))
             return;
         if (!c->rbuf) {
             c->rbuf = buf_get(c->w);

@@ -147,6 +147,20 @@ void aigw_http_stream_end(aigw_http_req_t *req);
  * closed without a terminating chunk so the client sees the truncation. req is gone after. */
 void aigw_http_stream_abort(aigw_http_req_t *req);
 
+/* ---- protocol switch (WebSocket) ----
+ * After the upstream's 101: writes the 101 head with h as given, then every byte the client
+ * sends (including what followed its request head) goes to fn as it arrives; the connection
+ * closes when the tunnel ends (aigw_http_stream_abort) or the client leaves (the abort
+ * callback runs). 0 or -1. */
+typedef void (*aigw_http_tunnel_fn)(void *ud, const char *p, size_t n);
+int aigw_http_tunnel_begin(aigw_http_req_t *req, const aigw_http_resp_header_t *h, size_t nh,
+                           aigw_http_tunnel_fn fn, void *ud);
+/* Bytes from the upstream to the client. 0, 1 (slow client: pause the upstream until the
+ * drain callback), -1. */
+int aigw_http_tunnel_write(aigw_http_req_t *req, const char *p, size_t n);
+/* Stops / resumes reading the client (the upstream is slow). */
+void aigw_http_tunnel_pause(aigw_http_req_t *req, int pause);
+
 /* The port of the listener req arrived on; 1 if that listener is TLS; the TLS SNI or NULL. */
 int aigw_http_req_local_port(const aigw_http_req_t *req);
 int aigw_http_req_is_tls(const aigw_http_req_t *req);

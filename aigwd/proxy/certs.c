@@ -952,7 +952,8 @@ int aigw_certs_client_prepare(SSL *ssl, const char *sni_host, int verify)
     char ip[INET6_ADDRSTRLEN + 1];
     int is_ip = ip_literal(sni_host, ip, sizeof(ip));
     ERR_clear_error();
-    if (!is_ip && SSL_set_tlsext_host_name(ssl, sni_host) != 1)
+    if (!is_ip && SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                          (void *)(uintptr_t)sni_host) != 1)
         goto fail;
     if (verify) {
         X509_VERIFY_PARAM *p = SSL_get0_param(ssl);

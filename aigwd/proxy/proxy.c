@@ -58,6 +58,8 @@ typedef struct pctx {
     const char *target_host;      /* the current try's host: the service's or a target's */
     int target_port;
     int built;                    /* the upstream request bytes exist */
+    int upgrade;                  /* the client asked for a WebSocket */
+    int tunnel;                   /* switched: bytes flow both ways */
     struct sockaddr_storage addr;
     int tries;
     uint64_t upstream_start_ns;   /* the first try was started */
@@ -422,7 +424,10 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
     }
     n += PUT_LIT(o + n, " HTTP/1.1\r\n");
     n += put_hdr(o + n, "Host", 4, host.p, host.n);
-    n += PUT_LIT(o + n, "Connection: keep-alive\r\n");
+    if (x->upgrade)
+        n += PUT_LIT(o + n, "Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n");
+    else
+        n += PUT_LIT(o + n, "Connection: keep-alive\r\n");
     if (xff) {
         n += PUT_LIT(o + n, "X-Forwarded-For: ");
         n += put(o + n, xff->value.p, xff->value.n);
@@ -498,8 +503,70 @@ static void on_drain(aigw_http_req_t *req, void *ud)
     pctx_t *x = ud;
     if (x->paused && x->ex) {
         x->paused = 0;
-        aigw_upex_resume(x->ex);
+        if (x->tunnel)
+            aigw_upex_tunnel_pause(x->ex, 0);
+        else
+            aigw_upex_resume(x->ex);
     }
+}
+
+/* ---- WebSocket -------------------------------------------------------------------------- */
+
+static void client_tunnel_data(void *ud, const char *p, size_t n)
+{
+    pctx_t *x = ud;
+    if (!x->ex)
+        return;
+    if (aigw_upex_tunnel_write(x->ex, p, n) == 1)
+        aigw_http_tunnel_pause(x->req, 1);   /* on_tunnel_drain resumes */
+}
+
+static void up_on_tunnel(void *ud, const char *p, size_t n)
+{
+    pctx_t *x = ud;
+    int r = aigw_http_tunnel_write(x->req, p, n);
+    if (r < 0) {
+        aigw_http_req_t *req = x->req;
+        aigw_http_on_abort(req, NULL, NULL);
+        pctx_release(x);
+        aigw_http_stream_abort(req);
+        return;
+    }
+    if (r == 1 && !x->paused) {
+        x->paused = 1;
+        aigw_upex_tunnel_pause(x->ex, 1);
+        aigw_http_stream_on_drain(x->req, on_drain, x);
+    }
+}
+
+static void up_on_tunnel_drain(void *ud)
+{
+    pctx_t *x = ud;
+    aigw_http_tunnel_pause(x->req, 0);
+}
+
+/* The upstream accepted the WebSocket: its 101 goes to the client, then bytes flow. */
+static int switch_protocols(pctx_t *x, const aigw_http_header_t *h, size_t nh)
+{
+    aigw_http_req_t *req = x->req;
+    x->run.status = 101;
+    aigw_http_resp_header_t *out = aigw_arena_alloc(&req->arena, (nh + 2) * sizeof(*out));
+    if (!out)
+        return -1;
+    size_t k = 0;
+    for (size_t i = 0; i < nh; i++) {
+        if (aigw_str_ieq(h[i].name, AIGW_STR("keep-alive")) ||
+            aigw_str_ieq(h[i].name, AIGW_STR("transfer-encoding")) ||
+            aigw_str_ieq(h[i].name, AIGW_STR("content-length")))
+            continue;
+        out[k++] = (aigw_http_resp_header_t){ h[i].name, h[i].value };
+    }
+    if (aigw_http_req_headers(req) & AIGW_HDR_REQUEST_ID)
+        out[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Request-Id"),
+                                               { req->request_id, 32 } };
+    x->head_sent = 1;
+    x->tunnel = 1;
+    return aigw_http_tunnel_begin(req, out, k, client_tunnel_data, x) == 0 ? 0 : -1;
 }
 
 static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t nh,
@@ -507,6 +574,8 @@ static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t 
 {
     pctx_t *x = ud;
     aigw_http_req_t *req = x->req;
+    if (status == 101)
+        return switch_protocols(x, h, nh);
     uint64_t now = uv_hrtime();
     unsigned hdrs = aigw_http_req_headers(req);
     const aigw_http_header_t *connh = NULL;
@@ -684,6 +753,8 @@ static void up_on_idle(void *ud)
 }
 
 static const aigw_upex_cbs_t up_cbs = {
+    .on_tunnel = up_on_tunnel,
+    .on_tunnel_drain = up_on_tunnel_drain,
     .on_idle = up_on_idle,
     .on_head = up_on_head,
     .on_body = up_on_body,
@@ -702,6 +773,7 @@ static void start_try(pctx_t *x)
         .bufs = x->out,
         .nbufs = x->out[1].len ? 2 : 1,
         .head_request = x->req->method == HTTP_HEAD,
+        .upgrade = x->upgrade,
     };
     if (svc->protocol == AIGW_PROTO_HTTPS || svc->protocol == AIGW_PROTO_GRPCS) {
         /* the service's own context (tls_verify, ca_certificates, client_certificate) */
@@ -977,6 +1049,8 @@ void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
     x->run.norm_path = (aigw_str_t){ norm, (size_t)nn };
     const aigw_http_header_t *hh = req_header(req, "host");
     x->host = host_of(a, hh);
+    const aigw_http_header_t *uh = req_header(req, "upgrade");
+    x->upgrade = uh && aigw_str_ieq(aigw_str_trim(uh->value), AIGW_STR("websocket"));
     resolve_client(x);
     x->run.client_ip = x->client_ip;
 

@@ -48,6 +48,7 @@ struct upconn {
     int deferred_err;         /* an aigw_uperr_t to report from the timer (0: none) */
     int requests;
     size_t pending_writes;
+    size_t pending_bytes;
     upconn_t *idle_prev, *idle_next;
 };
 
@@ -69,7 +70,7 @@ struct aigw_uppool {
     int rbuf_busy;
 };
 
-enum { X_CONNECTING, X_HANDSHAKE, X_SENDING, X_WAITING };
+enum { X_CONNECTING, X_HANDSHAKE, X_SENDING, X_WAITING, X_TUNNEL };
 
 struct aigw_upex {
     aigw_uppool_t *pool;
@@ -84,6 +85,7 @@ struct aigw_upex {
     int cancelled;
     int finished;             /* on_done / on_error delivered */
     int paused;
+    int tunnel_full;
     int head_done;
     int msg_done;
     int keep;                 /* the response allows another request on the connection */
@@ -396,12 +398,25 @@ static void on_write_done(uv_write_t *w, int status)
 {
     upwrite_t *q = (upwrite_t *)w;
     upconn_t *c = q->c;
+    c->pending_bytes -= q->n;
     free(q);
     c->pending_writes--;
     if (c->closing || !c->x)
         return;
     if (status < 0) {
         ex_fail(c->x, AIGW_UPERR_WRITE);
+        return;
+    }
+    if (c->x->state == X_TUNNEL) {
+        aigw_upex_t *x = c->x;
+        if (c->pending_writes == 0 && x->tunnel_full && x->cbs.on_tunnel_drain) {
+            x->tunnel_full = 0;
+            x->busy++;
+            x->cbs.on_tunnel_drain(x->ud);
+            x->busy--;
+            if (x->cancelled && !x->busy)
+                ex_free(x);
+        }
         return;
     }
     if (c->pending_writes == 0 && c->x->state == X_SENDING)
@@ -447,6 +462,7 @@ static int sock_write(upconn_t *c, const uv_buf_t *bufs, unsigned nbufs)
         return -1;
     }
     c->pending_writes++;
+    c->pending_bytes += off;
     return 0;
 }
 
@@ -582,8 +598,8 @@ static int on_headers_complete(llhttp_t *l)
     int status = l->status_code;
     if (status >= 100 && status < 200 && status != 101)
         return 0;   /* 100 Continue and friends: skipped, the real head follows */
-    if (status == 101)
-        return -1;  /* protocol switches are not proxied yet */
+    if (status == 101 && !x->prm.upgrade)
+        return -1;  /* a switch nobody asked for */
     x->status = status;
     free(x->hdrs);
     x->hdrs = calloc(x->n_hdr ? x->n_hdr : 1, sizeof(*x->hdrs));
@@ -595,7 +611,7 @@ static int on_headers_complete(llhttp_t *l)
         x->hdrs[i].name = (aigw_str_t){ x->hb + o[0], o[1] };
         x->hdrs[i].value = v;
     }
-    int no_body = x->prm.head_request || status == 204 || status == 304;
+    int no_body = x->prm.head_request || status == 204 || status == 304 || status == 101;
     int64_t clen = -1;
     if (no_body)
         clen = 0;
@@ -627,6 +643,8 @@ static int on_message_complete(llhttp_t *l)
     aigw_upex_t *x = l->data;
     if (!x->head_done)
         return 0;   /* the end of a skipped 1xx */
+    if (x->status == 101)
+        return 0;   /* llhttp stops with HPE_PAUSED_UPGRADE: the tunnel starts */
     x->msg_done = 1;
     x->keep = llhttp_should_keep_alive(l);
     return HPE_PAUSED;
@@ -645,6 +663,10 @@ static const llhttp_settings_t settings = {
 /* Feeds response bytes. 0 to go on, -1 when x ended (done or failed). */
 static int feed(aigw_upex_t *x, const char *data, size_t n)
 {
+    if (x->state == X_TUNNEL) {
+        x->cbs.on_tunnel(x->ud, data, n);
+        return x->cancelled ? -1 : 0;
+    }
     if (!x->got_bytes) {
         x->got_bytes = 1;
         x->first_byte_ns = uv_hrtime();
@@ -652,6 +674,15 @@ static int feed(aigw_upex_t *x, const char *data, size_t n)
     llhttp_errno_t e = llhttp_execute(&x->llh, data, n);
     if (x->cancelled)
         return -1;
+    if (e == HPE_PAUSED_UPGRADE && x->head_done && x->status == 101) {
+        /* The switch happened: the rest is the other protocol's, both ways. */
+        x->state = X_TUNNEL;
+        arm(x->c, x->prm.read_timeout);
+        const char *pos = llhttp_get_error_pos(&x->llh);
+        if (pos && pos < data + n)
+            x->cbs.on_tunnel(x->ud, pos, (size_t)(data + n - pos));
+        return x->cancelled ? -1 : 0;
+    }
     if (e == HPE_PAUSED && x->msg_done) {
         /* Anything after the response on a connection we did not ask for more: not reusable. */
         const char *pos = llhttp_get_error_pos(&x->llh);
@@ -710,6 +741,10 @@ static void tls_pump(aigw_upex_t *x)
 
 static void on_eof(aigw_upex_t *x)
 {
+    if (x->state == X_TUNNEL) {
+        ex_done(x, 0);
+        return;
+    }
     llhttp_errno_t e = x->head_done ? llhttp_finish(&x->llh) : HPE_INTERNAL;
     if (x->head_done && (e == HPE_OK || (e == HPE_PAUSED && x->msg_done))) {
         /* A close-delimited body ended (on_message_complete ran inside finish). */
@@ -744,13 +779,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         else
             tls_pump(x);
     } else {
-        if (x->state == X_WAITING)
+        if (x->state == X_WAITING || x->state == X_TUNNEL)
             arm(c, x->prm.read_timeout);
         feed(x, c->pool->rbuf, (size_t)nread);
     }
     if (!x->cancelled && x->c && x->state == X_WAITING && c->ssl)
         arm(c, x->prm.read_timeout);
-    if (!x->cancelled && x->c && x->head_done && !x->finished && x->cbs.on_idle)
+    if (!x->cancelled && x->c && x->head_done && !x->finished && x->cbs.on_idle &&
+        x->state != X_TUNNEL)
         x->cbs.on_idle(x->ud);
     if (!x->cancelled && x->paused && x->c) {
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -759,6 +795,56 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     x->busy--;
     if (x->cancelled && !x->busy)
         ex_free(x);
+}
+
+int aigw_upex_tunnel_write(aigw_upex_t *x, const char *p, size_t n)
+{
+    if (!x || x->cancelled || x->finished || !x->c || x->state != X_TUNNEL)
+        return -1;
+    upconn_t *c = x->c;
+    int r = 0;
+    if (c->ssl) {
+        ERR_clear_error();
+        if (SSL_write(c->ssl, p, (int)n) <= 0)
+            r = -1;
+        else
+            r = tls_flush(c);
+    } else {
+        uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+        r = sock_write(c, &b, 1);
+    }
+    if (r != 0) {
+        c->deferred_err = AIGW_UPERR_WRITE;
+        uv_timer_start(&c->timer, ex_timer_cb, 0, 0);
+        return -1;
+    }
+    arm(c, x->prm.read_timeout);   /* activity either way keeps an idle tunnel open */
+    if (c->pending_bytes > (size_t)256 * 1024) {
+        x->tunnel_full = 1;
+        return 1;
+    }
+    return 0;
+}
+
+void aigw_upex_tunnel_pause(aigw_upex_t *x, int pause)
+{
+    if (!x || x->cancelled || !x->c || x->state != X_TUNNEL)
+        return;
+    upconn_t *c = x->c;
+    if (pause && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = 0;
+    } else if (!pause && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+            c->reading = 1;
+        if (c->ssl) {
+            x->busy++;
+            tls_pump(x);
+            x->busy--;
+            if (x->cancelled && !x->busy)
+                ex_free(x);
+        }
+    }
 }
 
 void aigw_upex_resume(aigw_upex_t *x)

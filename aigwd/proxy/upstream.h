@@ -62,6 +62,7 @@ typedef struct aigw_upex_params {
     const uv_buf_t *bufs;          /* the whole request: head and body */
     unsigned nbufs;
     int head_request;              /* the request is a HEAD: the response has no body */
+    int upgrade;                   /* the request asks for a protocol switch (WebSocket) */
 } aigw_upex_params_t;
 
 typedef struct aigw_upex_cbs {
@@ -82,6 +83,11 @@ typedef struct aigw_upex_cbs {
     /* Every byte read so far is delivered and the response is not complete yet (after the
      * head): a moment to flush what was held back. May cancel. */
     void (*on_idle)(void *ud);
+    /* After a 101 (on_head saw it, with params.upgrade): raw bytes from the upstream. The
+     * tunnel ends with on_done (upstream closed) or on_error. May cancel. */
+    void (*on_tunnel)(void *ud, const char *p, size_t n);
+    /* Tunnel writes queued towards the upstream have drained (after tunnel_write said 1). */
+    void (*on_tunnel_drain)(void *ud);
 } aigw_upex_cbs_t;
 
 /* Starts an exchange; callbacks come later, never from inside this call. NULL when out of
@@ -91,6 +97,12 @@ aigw_upex_t *aigw_upex_start(aigw_uppool_t *p, const aigw_upex_params_t *prm,
 /* Abandons an exchange (client gone, plugin stop): its connection is closed, no callback
  * runs afterwards. Safe from inside a callback of the same exchange. */
 void aigw_upex_cancel(aigw_upex_t *x);
+/* Tunnel: bytes from the client to the upstream. 0, 1 (queue is long: pause the client until
+ * on_tunnel_drain), -1 (the exchange failed; on_error follows on the next turn). */
+int aigw_upex_tunnel_write(aigw_upex_t *x, const char *p, size_t n);
+/* Tunnel: stop / resume reading the upstream (the client is slow). */
+void aigw_upex_tunnel_pause(aigw_upex_t *x, int pause);
+
 /* Reading resumes after on_body returned 1. */
 void aigw_upex_resume(aigw_upex_t *x);
 /* The moment (uv_hrtime) the first response byte arrived, 0 before. */

@@ -11,7 +11,10 @@ Behaviour per request is chosen by the path:
   /garbage               bytes that are not HTTP
   /close-before          close the connection without answering
   /http10                an HTTP/1.0 close-delimited answer
+  /ws (with Upgrade: websocket)  101 with Sec-WebSocket-Accept, then echoes raw bytes
 """
+import base64
+import hashlib
 import json
 import socket
 import socketserver
@@ -64,7 +67,7 @@ class _Handler(socketserver.BaseRequestHandler):
         path = target.split("?", 1)[0]
         parts = path.strip("/").split("/")
         keys = ("sleep", "status", "sse", "chunked", "close-mid-body", "garbage",
-                "close-before", "http10")
+                "close-before", "http10", "ws")
         for i, p in enumerate(parts):
             if p in keys:
                 parts = parts[i:]
@@ -76,6 +79,23 @@ class _Handler(socketserver.BaseRequestHandler):
             status = int(parts[1])
         if parts[0] == "close-before":
             return False
+        hmap = {k.lower(): v for k, v in headers}
+        if parts[0] == "ws" and hmap.get("upgrade", "").lower() == "websocket":
+            acc = base64.b64encode(hashlib.sha1(
+                (hmap.get("sec-websocket-key", "") +
+                 "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+            sock.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n" % acc)
+                         .encode())
+            sock.settimeout(10)
+            while True:
+                try:
+                    d = sock.recv(65536)
+                except (OSError, socket.timeout):
+                    return False
+                if not d:
+                    return False
+                sock.sendall(b"echo:" + d)
         if parts[0] == "garbage":
             sock.sendall(b"this is not http at all\r\n\r\n")
             return False

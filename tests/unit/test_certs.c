@@ -355,9 +355,11 @@ static const char *connect_cn(SSL_CTX *server_ctx, const char *sni, const char *
     assert_non_null(srv);
     SSL_CTX_free(cctx);
     if (sni)
-        assert_int_equal(SSL_set_tlsext_host_name(cli, sni), 1);
+        assert_int_equal(SSL_ctrl(cli, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                                  (void *)(uintptr_t)sni), 1);
     if (sigalgs)
-        assert_int_equal(SSL_set1_sigalgs_list(cli, sigalgs), 1);
+        assert_int_equal(SSL_ctrl(cli, SSL_CTRL_SET_SIGALGS_LIST, 0, (void *)(uintptr_t)sigalgs),
+                         1);
     unsigned char alpn[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
     assert_int_equal(SSL_set_alpn_protos(cli, alpn, sizeof(alpn)), 0);
     if (handshake(cli, srv) != 0) {
