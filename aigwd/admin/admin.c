@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "admin/api.h"
+#include "admin/upstream_health.h"
 #include "schema/schema.h"
 #include "snapshot/snapshot.h"
 #include "store/store.h"
@@ -252,6 +253,9 @@ static void serve(aigw_admin_t *a, aigw_http_req_t *req, int status_only)
     }
     if (!status_only) {
         store_of(a);
+        /* /upstreams/{u}/health, /targets/all, .../healthy|unhealthy (upstream_health.h) */
+        if (aigw_upstream_health_handle(&a->api, req, a->node_id))
+            return;
         if (aigw_api_handle(&a->api, req))
             return;
     }

@@ -10,6 +10,7 @@
 #include "admin/api.h"
 #include "admin/decode.h"
 #include "admin/respond.h"
+#include "admin/upstream_health.h"
 #include "core/log.h"
 #include "declarative/declarative.h"
 #include "snapshot/snapshot.h"
@@ -1372,6 +1373,9 @@ static void endpoints(call_t *c)
                                          NULL };
     for (size_t i = 0; fixed[i]; i++)
         json_array_append_new(arr, json_string(fixed[i]));
+    /* the upstream health routes (upstream_health.h) */
+    for (const char *const *p = aigw_upstream_health_endpoints(c->api->conf); *p; p++)
+        json_array_append_new(arr, json_string(*p));
     for (const aigw_entity_t *const *pe = aigw_entities; *pe; pe++) {
         const aigw_entity_t *e = *pe;
         if (!e->admin_path)

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -530,6 +531,25 @@ typedef struct client_spec {
     const pcert_t *client_cert;
 } client_spec_t;
 
+static pthread_once_t system_once = PTHREAD_ONCE_INIT;
+static X509_STORE *system_x509;   /* never freed: one per process */
+
+static void load_system_store(void)
+{
+    X509_STORE *st = X509_STORE_new();
+    if (st && X509_STORE_set_default_paths(st) != 1) {
+        X509_STORE_free(st);
+        st = NULL;
+    }
+    system_x509 = st;
+}
+
+static X509_STORE *system_store(void)
+{
+    pthread_once(&system_once, load_system_store);
+    return system_x509;
+}
+
 static SSL_CTX *client_ctx_new(build_t *b, const client_spec_t *s, const char *service_id)
 {
     ERR_clear_error();
@@ -548,8 +568,11 @@ static SSL_CTX *client_ctx_new(build_t *b, const client_spec_t *s, const char *s
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         SSL_CTX_set_verify_depth(ctx, s->depth);
         if (s->system_store) {
-            if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+            /* The system store is parsed once per process and shared by reference. */
+            X509_STORE *sys = system_store();
+            if (!sys)
                 goto fail;
+            SSL_CTX_set1_cert_store(ctx, sys);
         } else {
             X509_STORE *st = SSL_CTX_get_cert_store(ctx);
             for (size_t i = 0; i < s->n_cas; i++)
@@ -576,6 +599,17 @@ fail:
              service_id ? service_id : "(default)", ssl_reason());
     SSL_CTX_free(ctx);
     return NULL;
+}
+
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static SSL_CTX *default_client;   /* never freed: one per process */
+
+static void make_default_client(void)
+{
+    char err[256];
+    build_t tmp = { .err = err, .errlen = sizeof(err) };
+    client_spec_t dflt = { .depth = DEFAULT_VERIFY_DEPTH, .system_store = 1 };
+    default_client = client_ctx_new(&tmp, &dflt, NULL);
 }
 
 /* The context for spec: an existing one with the same canonical key, or a new one. */
@@ -609,7 +643,20 @@ static SSL_CTX *client_ctx_for(build_t *b, const client_spec_t *s, const char *s
             return b->keys[i].ctx;
         }
     }
-    SSL_CTX *ctx = client_ctx_new(b, s, service_id);
+    SSL_CTX *ctx;
+    if (!s->h2 && !s->verify && !s->client_cert) {
+        /* The plain default is the same in every snapshot: made once per process (an
+         * SSL_CTX costs a few hundred microseconds), shared by reference. */
+        pthread_once(&default_once, make_default_client);
+        ctx = default_client;
+        if (!ctx || SSL_CTX_up_ref(ctx) != 1) {
+            aigw_sbuf_free(&k);
+            snprintf(b->err, b->errlen, "cannot create the default TLS client context");
+            return NULL;
+        }
+    } else {
+        ctx = client_ctx_new(b, s, service_id);
+    }
     if (!ctx) {
         aigw_sbuf_free(&k);
         return NULL;
