@@ -275,7 +275,14 @@ static int on_headers_complete(llhttp_t *l)
         hd->value = trim_ows((aigw_str_t){ p->hb + h[2], h[3] });
         if (aigw_str_ieq(hd->name, AIGW_STR("host")))
             hosts++;
-        else if (aigw_str_ieq(hd->name, AIGW_STR("expect")) &&
+        else if (aigw_str_ieq(hd->name, AIGW_STR("transfer-encoding"))) {
+            /* nginx: HTTP/1.0 with Transfer-Encoding is faulty framing (400); any coding
+             * but exactly "chunked" is not implemented (501). */
+            if (r->http_minor == 0)
+                return fail(p, 400);
+            if (!aigw_str_ieq(hd->value, AIGW_STR("chunked")))
+                return fail(p, 501);
+        } else if (aigw_str_ieq(hd->name, AIGW_STR("expect")) &&
                  aigw_str_ieq(hd->value, AIGW_STR("100-continue")) && r->http_minor == 1)
             p->want_continue = 1;
     }
@@ -299,10 +306,27 @@ static int on_headers_complete(llhttp_t *l)
     return 0;
 }
 
+/* llhttp 8 skips the two bytes after chunk data without looking at them, so
+ * "3\r\nabc\n50\r\n..." desynchronises it from any strict parser (request smuggling).
+ * When a chunk's data ends, the next two bytes must be CR LF; those beyond this buffer are
+ * checked at the start of the next feed. */
+static int check_chunk_end(aigw_http_parser_t *p, const char *q)
+{
+    static const char crlf[] = "\r\n";
+    size_t avail = p->feed_end > q ? (size_t)(p->feed_end - q) : 0;
+    for (size_t i = 0; i < 2 && i < avail; i++)
+        if (q[i] != crlf[i])
+            return fail(p, 400);
+    p->crlf_pending = avail >= 2 ? 0 : 2 - (int)avail;
+    return 0;
+}
+
 static int on_body(llhttp_t *l, const char *at, size_t n)
 {
     aigw_http_parser_t *p = P(l);
     aigw_http_req_t *r = p->req;
+    if ((l->flags & F_CHUNKED) && l->content_length == 0 && check_chunk_end(p, at + n) != 0)
+        return -1;
     p->want_continue = 0;   /* the client did not wait */
     if (p->lim->max_body && r->body_len + n > p->lim->max_body)
         return fail(p, 413);
@@ -370,6 +394,7 @@ void aigw_http_parser_begin(aigw_http_parser_t *p, aigw_http_req_t *req)
     p->in_value = 0;
     p->line_len = 0;
     p->body_cap = 0;
+    p->crlf_pending = 0;
     p->started = 0;
     p->headers_done = 0;
     p->want_continue = 0;
@@ -388,6 +413,17 @@ aigw_http_parse_result_t aigw_http_parser_feed(aigw_http_parser_t *p, const char
     if (len && !p->started)
         p->started = 1;
     p->feed_start = data;
+    p->feed_end = data + len;
+    if (p->crlf_pending && len) {
+        const char *want = p->crlf_pending == 2 ? "\r\n" : "\n";
+        size_t k = (size_t)p->crlf_pending < len ? (size_t)p->crlf_pending : len;
+        if (memcmp(data, want, k) != 0) {
+            fail(p, 400);
+            *consumed = 0;
+            return AIGW_HTTP_PARSE_ERROR;
+        }
+        p->crlf_pending -= (int)k;
+    }
     llhttp_errno_t e = llhttp_execute(&p->llh, data, len);
     for (size_t i = len; i > 0; i--) {
         if (data[i - 1] != ' ' && data[i - 1] != '\t') {

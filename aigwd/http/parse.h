@@ -45,6 +45,8 @@ typedef struct aigw_http_parser {
     size_t body_cap;
 
     const char *feed_start;     /* the buffer being fed, to look one byte back */
+    const char *feed_end;
+    int crlf_pending;           /* bytes of the CRLF after chunk data still to check: 0-2 */
     char prev_last;             /* last byte of the previous feed */
     int started;                /* a byte of this message has been seen */
     int headers_done;

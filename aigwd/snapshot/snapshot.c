@@ -99,15 +99,24 @@ int aigw_snapshot_refresh(aigw_store_t *s, aigw_db_error_t *err)
     /* Credentials past their ttl leave the store (and so the next snapshot) here. */
     if (aigw_store_expire(s, err) < 0)
         return -1;
-    if (aigw_store_version(s, &version, err) != 0)
+    /* The version and every table from one consistent read: a commit landing between two
+     * table reads must not give a half-applied configuration. */
+    if (aigw_store_begin_read(s, err) != 0)
         return -1;
+    if (aigw_store_version(s, &version, err) != 0) {
+        aigw_store_rollback(s);
+        return -1;
+    }
     aigw_snapshot_t *cur = aigw_snapshot_current();
     int same = cur && cur->version == version;
     aigw_snapshot_unref(cur);
-    if (same)
+    if (same) {
+        aigw_store_rollback(s);
         return 0;
+    }
     uint64_t t0 = uv_hrtime();
     aigw_snapshot_t *snap = aigw_snapshot_build(s, version, err);
+    aigw_store_rollback(s);
     if (!snap)
         return -1;
     AIGW_LOG(AIGW_LOG_INFO, "configuration snapshot %lld: %zu entities, %zu bytes, %.1f ms, "

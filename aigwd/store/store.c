@@ -505,6 +505,24 @@ int aigw_store_begin(aigw_store_t *s, aigw_db_error_t *err)
     return 0;
 }
 
+int aigw_store_begin_read(aigw_store_t *s, aigw_db_error_t *err)
+{
+    if (s->in_tx) {
+        set_error(err, AIGW_DBE_DATABASE, NULL, "a transaction is already open");
+        return -1;
+    }
+    /* One snapshot of the database for every read until the rollback: SQLite (WAL) pins it
+     * at the first read of a deferred transaction; PostgreSQL needs REPEATABLE READ, its
+     * default READ COMMITTED takes a new snapshot per statement. */
+    if (q(s, s->dialect == AIGW_STORE__SQLITE ? "BEGIN"
+                                               : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+          NULL, 0, NULL, err) != 0)
+        return -1;
+    s->in_tx = 1;
+    s->dirty = 0;
+    return 0;
+}
+
 /* In the transaction: the config version rises, and PostgreSQL tells listeners at commit. */
 static int bump_version(aigw_store_t *s, aigw_db_error_t *err)
 {

@@ -81,6 +81,9 @@ int aigw_store_reset(aigw_store_t *s, aigw_db_error_t *err);      /* drops every
 int aigw_store_begin(aigw_store_t *s, aigw_db_error_t *err);
 int aigw_store_commit(aigw_store_t *s, aigw_db_error_t *err);
 void aigw_store_rollback(aigw_store_t *s);
+/* A read-only transaction: every read until aigw_store_rollback sees one consistent state of
+ * the database (a commit by another connection in between is not seen). 0 or -1. */
+int aigw_store_begin_read(aigw_store_t *s, aigw_db_error_t *err);
 
 /* ---- entities -------------------------------------------------------------------------- */
 
