@@ -113,7 +113,7 @@ static void check_message(const aigw_http_parser_t *p, const aigw_http_req_t *r,
 static void check_error(const aigw_http_parser_t *p)
 {
     switch (p->err_status) {
-    case 400: case 413: case 414: case 431: case 494: case 500: case 505:
+    case 400: case 413: case 414: case 431: case 494: case 500: case 501: case 505:
         break;
     default:
         CHECK(0);
