@@ -1,5 +1,6 @@
 /* aigwd/http/parse.c: see parse.h. */
 #include <string.h>
+#include <strings.h>
 #include "http/parse.h"
 
 const aigw_http_limits_t aigw_http_limits_default = {
@@ -255,14 +256,37 @@ static int on_headers_complete(llhttp_t *l)
     r->target = (aigw_str_t){ p->hb + p->target_off, p->target_len };
     if (r->target.n == 0)
         return fail(p, 400);
-    const char *q = memchr(r->target.p, '?', r->target.n);
-    if (q) {
-        r->path = (aigw_str_t){ r->target.p, (size_t)(q - r->target.p) };
-        r->query = (aigw_str_t){ q + 1, r->target.n - r->path.n - 1 };
-    } else {
-        r->path = r->target;
-        r->query = (aigw_str_t){ r->target.p + r->target.n, 0 };
+    aigw_str_t t = r->target;
+    r->uri_host = AIGW_STR_NULL;
+    if (t.n > 7 && (strncasecmp(t.p, "http://", 7) == 0 ||
+                    (t.n > 8 && strncasecmp(t.p, "https://", 8) == 0))) {
+        /* absolute-form: the authority is the host; the rest is the origin form */
+        size_t skip = t.p[4] == ':' ? 7 : 8;
+        const char *a = t.p + skip, *end = t.p + t.n, *e = a;
+        while (e < end && *e != '/' && *e != '?')
+            e++;
+        if (e == a || memchr(a, '@', (size_t)(e - a)))
+            return fail(p, 400);
+        r->uri_host = (aigw_str_t){ a, (size_t)(e - a) };
+        if (e == end || *e == '?') {
+            /* no path: "/" (the query, if any, stays after it) */
+            static const char slash[] = "/";
+            r->path = (aigw_str_t){ slash, 1 };
+            r->query = e < end ? (aigw_str_t){ e + 1, (size_t)(end - e - 1) }
+                               : (aigw_str_t){ end, 0 };
+            goto target_done;
+        }
+        t = (aigw_str_t){ e, (size_t)(end - e) };
     }
+    const char *q = memchr(t.p, '?', t.n);
+    if (q) {
+        r->path = (aigw_str_t){ t.p, (size_t)(q - t.p) };
+        r->query = (aigw_str_t){ q + 1, t.n - r->path.n - 1 };
+    } else {
+        r->path = t;
+        r->query = (aigw_str_t){ t.p + t.n, 0 };
+    }
+target_done:
 
     r->headers = aigw_arena_alloc(&r->arena, (p->n_hdr ? p->n_hdr : 1) * sizeof(*r->headers));
     if (!r->headers)

@@ -23,6 +23,8 @@ typedef struct aigw_http_req {
     aigw_str_t target;              /* request-target as sent: path?query */
     aigw_str_t path;                /* part of target before '?' */
     aigw_str_t query;               /* after '?', without it; empty if none */
+    aigw_str_t uri_host;            /* absolute-form target (http://h:p/x): "h:p"; else empty.
+                                       RFC 9112 3.2.2: it replaces the Host header */
     int http_major, http_minor;
     int keep_alive;                 /* llhttp's verdict at headers complete */
 

@@ -1048,7 +1048,10 @@ void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
     }
     x->run.norm_path = (aigw_str_t){ norm, (size_t)nn };
     const aigw_http_header_t *hh = req_header(req, "host");
-    x->host = host_of(a, hh);
+    /* an absolute-form target's host replaces the Host header (RFC 9112 3.2.2, nginx $host) */
+    aigw_http_header_t abs_host = { AIGW_STR("Host"), req->uri_host };
+    const aigw_http_header_t *rh = req->uri_host.n ? &abs_host : hh;
+    x->host = host_of(a, rh);
     const aigw_http_header_t *uh = req_header(req, "upgrade");
     x->upgrade = uh && aigw_str_ieq(aigw_str_trim(uh->value), AIGW_STR("websocket"));
     resolve_client(x);
@@ -1062,7 +1065,7 @@ void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
     const char *sni = aigw_http_req_sni(req);
     aigw_router_req_t rr = {
         .method = req->method_name,
-        .host = hh ? hh->value : AIGW_STR_NULL,
+        .host = rh ? rh->value : AIGW_STR_NULL,
         .port = aigw_http_req_local_port(req),
         .path = x->run.norm_path,
         .tls = aigw_http_req_is_tls(req),

@@ -647,10 +647,6 @@ def test_absolute_form_never_reaches_the_upstream_as_such(gw, up, clean):
         assert hdr(q, "Host") == "127.0.0.1:%d" % up.port
 
 
-@pytest.mark.xfail(strict=True, reason="aigw answers an absolute-form request-target "
-                   "(`GET http://evil.example/smug/abs?q=1 HTTP/1.1`) with 400 Bad request; RFC "
-                   "9112 3.2.2 says a server MUST accept it and nginx does: Kong routes "
-                   "/smug/abs with host evil.example and the upstream gets the origin form")
 def test_absolute_form_is_routed_like_nginx(gw, up, clean):
     with RawConn(gw.ports["proxy"], timeout=TIMEOUT) as c:
         c.send(b"GET http://evil.example/smug/abs?q=1 HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -227,8 +227,18 @@ static void target_forms(void **state)
 
     expect_done(f, "DELETE http://up.example/x?y HTTP/1.1\r\nHost: a\r\n\r\n", 0);
     assert_int_equal(f->req.method, HTTP_DELETE);
-    assert_str(f->req.path, "http://up.example/x");
+    /* absolute-form (RFC 9112 3.2.2): the authority is the host, the path its origin form */
+    assert_str(f->req.path, "/x");
     assert_str(f->req.query, "y");
+    assert_str(f->req.uri_host, "up.example");
+    assert_str(f->req.target, "http://up.example/x?y");
+    fx_next(f);
+    expect_done(f, "GET HTTPS://up.example:8443?z HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+    assert_str(f->req.path, "/");
+    assert_str(f->req.query, "z");
+    assert_str(f->req.uri_host, "up.example:8443");
+    fx_next(f);
+    expect_error(f, "GET http://user@up.example/ HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400);
 }
 
 static void keep_alive_rules(void **state)
