@@ -60,13 +60,28 @@ static void check_message(const aigw_http_parser_t *p, const aigw_http_req_t *r,
     CHECK(r->method_name.p != NULL && r->method_name.n > 0);
 
     CHECK(r->target.n >= 1 && r->target.n <= lim->max_target);
-    CHECK(r->path.p == r->target.p && r->path.n <= r->target.n);
-    if (r->path.n < r->target.n) {
-        CHECK(r->target.p[r->path.n] == '?');
-        CHECK(r->query.p == r->target.p + r->path.n + 1);
-        CHECK(r->path.n + 1 + r->query.n == r->target.n);
+    if (r->uri_host.n) {
+        /* absolute-form: the authority lies inside the target; the path is the origin form
+         * after it (or a static "/"), the query after the first '?' */
+        CHECK(r->uri_host.p > r->target.p && r->uri_host.p + r->uri_host.n <= r->target.p + r->target.n);
+        CHECK(r->path.n >= 1 && r->path.p[0] == '/');
+        if (r->path.p != r->uri_host.p + r->uri_host.n)
+            CHECK(r->path.n == 1);
+        for (size_t i = 0; i < r->uri_host.n; i++)
+            sum += (unsigned char)r->uri_host.p[i];
+        for (size_t i = 0; i < r->path.n; i++)
+            sum += (unsigned char)r->path.p[i];
+        for (size_t i = 0; i < r->query.n; i++)
+            sum += (unsigned char)r->query.p[i];
     } else {
-        CHECK(r->query.n == 0);
+        CHECK(r->path.p == r->target.p && r->path.n <= r->target.n);
+        if (r->path.n < r->target.n) {
+            CHECK(r->target.p[r->path.n] == '?');
+            CHECK(r->query.p == r->target.p + r->path.n + 1);
+            CHECK(r->path.n + 1 + r->query.n == r->target.n);
+        } else {
+            CHECK(r->query.n == 0);
+        }
     }
     for (size_t i = 0; i < r->target.n; i++)
         sum += (unsigned char)r->target.p[i];
