@@ -34,6 +34,18 @@ int aigw_str_to_u64(aigw_str_t s, unsigned long long max, unsigned long long *ou
 /* Writes the decimal form of v at buf (at least 21 bytes), returns the length. No NUL. */
 size_t aigw_u64_to_dec(char *buf, unsigned long long v);
 
+/* The value of one hex digit (0-9, a-f, A-F), or -1. */
+static inline int aigw_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 /* Copy at most cap-1 bytes and NUL-terminate; returns the bytes copied. */
 size_t aigw_strlcpy(char *dst, const char *src, size_t cap);
 

@@ -87,57 +87,10 @@ static void method_not_allowed(call_t *c)
 
 /* ---- path ------------------------------------------------------------------------------- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-static char *pct_decode(const char *p, size_t n)
-{
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = p[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* Splits the path into decoded segments; a trailing slash is tolerated. -1 if too deep. */
 static int split_path(call_t *c)
 {
-    aigw_str_t p = c->req->path;
-    size_t i = 0;
-    while (i < p.n) {
-        while (i < p.n && p.p[i] == '/')
-            i++;
-        if (i >= p.n)
-            break;
-        size_t j = i;
-        while (j < p.n && p.p[j] != '/')
-            j++;
-        if (c->nsegs == MAX_SEGS)
-            return -1;
-        c->segs[c->nsegs] = pct_decode(p.p + i, j - i);
-        if (!c->segs[c->nsegs])
-            return -1;
-        c->nsegs++;
-        i = j;
-    }
-    return 0;
+    return aigw_decode_path(c->req->path, c->segs, NULL, MAX_SEGS, &c->nsegs);
 }
 
 static void call_free(call_t *c)

@@ -85,17 +85,6 @@ static int utf8_ok(const unsigned char *s, size_t n)
     return 1;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes s[0..n) into out (room for n bytes); '+' is a space when plus is set. An
  * invalid '%' sequence is copied as it is. Returns the decoded length. */
 static size_t pct_decode(const char *s, size_t n, char *out, int plus)
@@ -106,14 +95,41 @@ static size_t pct_decode(const char *s, size_t n, char *out, int plus)
         char c = s[i];
         if (c == '+' && plus) {
             out[o++] = ' ';
-        } else if (c == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        } else if (c == '%' && i + 2 < n && aigw_hex_digit(s[i + 1]) >= 0 &&
+                   aigw_hex_digit(s[i + 2]) >= 0) {
+            out[o++] = (char)(aigw_hex_digit(s[i + 1]) * 16 + aigw_hex_digit(s[i + 2]));
             i += 2;
         } else {
             out[o++] = c;
         }
     }
     return o;
+}
+
+int aigw_decode_path(aigw_str_t path, char **segs, aigw_str_t *raw, size_t max, size_t *n)
+{
+    size_t i = 0;
+    *n = 0;
+    while (i < path.n) {
+        while (i < path.n && path.p[i] == '/')
+            i++;
+        if (i >= path.n)
+            break;
+        size_t j = i;
+        while (j < path.n && path.p[j] != '/')
+            j++;
+        if (*n == max)
+            return -1;
+        char *seg = malloc(j - i + 1);
+        if (!seg)
+            return -1;
+        seg[pct_decode(path.p + i, j - i, seg, 0)] = '\0';
+        if (raw)
+            raw[*n] = (aigw_str_t){ path.p + i, j - i };
+        segs[(*n)++] = seg;
+        i = j;
+    }
+    return 0;
 }
 
 static int is_blank(char c)

@@ -52,6 +52,7 @@
 #define AIGW_ADMIN_DECODE_H
 #include <jansson.h>
 #include <stddef.h>
+#include "common/str.h"
 
 #include "schema/schema.h"
 
@@ -64,6 +65,12 @@ enum {
     AIGW_DECODE_EBAD = -1,
     AIGW_DECODE_ENOMEM = -2,
 };
+
+/* Splits a request path into percent-decoded segments (malloc'd, NUL-terminated, the
+ * caller frees each); empty segments and a trailing slash are ignored. raw (may be NULL)
+ * gets each segment as sent. 0, or -1 when there are more than max segments or memory ran
+ * out (the *n segments made so far are still the caller's to free). */
+int aigw_decode_path(aigw_str_t path, char **segs, aigw_str_t *raw, size_t max, size_t *n);
 
 /* Flags for aigw_decode_query. */
 enum {

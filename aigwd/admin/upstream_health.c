@@ -95,59 +95,11 @@ static int other_method(hcall_t *c, int is_get_route)
 
 /* ---- path ----------------------------------------------------------------------------------- */
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-static char *pct_decode(const char *p, size_t n)
-{
-    char *out = malloc(n + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] == '%' && i + 2 < n && hexval(p[i + 1]) >= 0 && hexval(p[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(p[i + 1]) * 16 + hexval(p[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = p[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 /* Splits the path as the entity API does (empty segments and a trailing slash ignored).
  * -1 when deeper than any of our routes or out of memory. */
 static int split_path(hcall_t *c)
 {
-    aigw_str_t p = c->req->path;
-    size_t i = 0;
-    while (i < p.n) {
-        while (i < p.n && p.p[i] == '/')
-            i++;
-        if (i >= p.n)
-            break;
-        size_t j = i;
-        while (j < p.n && p.p[j] != '/')
-            j++;
-        if (c->nsegs == MAX_SEGS)
-            return -1;
-        c->raw[c->nsegs] = (aigw_str_t){ p.p + i, j - i };
-        c->segs[c->nsegs] = pct_decode(p.p + i, j - i);
-        if (!c->segs[c->nsegs])
-            return -1;
-        c->nsegs++;
-        i = j;
-    }
-    return 0;
+    return aigw_decode_path(c->req->path, c->segs, c->raw, MAX_SEGS, &c->nsegs);
 }
 
 static int route_of(const hcall_t *c)
@@ -304,7 +256,7 @@ static int lua_tonumber(const json_t *v, double *out)
     int hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
     for (const char *q = p + (hex ? 2 : 0); *q && *q != ' ' && !(*q >= '\t' && *q <= '\r');
          q++) {
-        int ok = hex ? hexval(*q) >= 0
+        int ok = hex ? aigw_hex_digit(*q) >= 0
                      : ((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' ||
                         *q == '-' || *q == '+');
         if (!ok)

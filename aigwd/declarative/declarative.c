@@ -893,7 +893,9 @@ static void resolve_refs(flat_t *f)
                                                        "entry in '%s')",
                                                        fd->name, shown ? shown : "", ref->name));
                     free(shown);
-                    /* Validation goes on with a well-formed placeholder. */
+                    /* The error is recorded above; the nil UUID keeps the reference
+                     * well-formed so the rest of the entity is still validated and every
+                     * error is reported in one answer. */
                     set_fk(it->obj, fd->name, NIL_UUID);
                     continue;
                 }

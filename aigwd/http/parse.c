@@ -300,8 +300,8 @@ target_done:
         if (aigw_str_ieq(hd->name, AIGW_STR("host")))
             hosts++;
         else if (aigw_str_ieq(hd->name, AIGW_STR("transfer-encoding"))) {
-            /* nginx: HTTP/1.0 with Transfer-Encoding is faulty framing (400); any coding
-             * but exactly "chunked" is not implemented (501). */
+            /* nginx: HTTP/1.0 with Transfer-Encoding is faulty framing (400); a coding other
+             * than exactly "chunked" is answered 501 Not Implemented, as nginx answers it. */
             if (r->http_minor == 0)
                 return fail(p, 400);
             if (!aigw_str_ieq(hd->value, AIGW_STR("chunked")))

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proxy/router.h"
+#include "common/str.h"
 
 /* RFC 3986 reserved characters plus '%': their escapes are never decoded (kong/tools/uri.lua
  * RESERVED_CHARS). Every other escape is decoded. */
@@ -18,17 +19,6 @@ static int is_reserved(unsigned c)
     default:
         return 0;
     }
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static const char HEX[] = "0123456789ABCDEF";
@@ -62,7 +52,7 @@ int aigw_path_normalize(aigw_str_t in, char *out, size_t cap)
         }
         if (in.n - i < 3)
             return -1;
-        int hi = hexval((unsigned char)in.p[i + 1]), lo = hexval((unsigned char)in.p[i + 2]);
+        int hi = aigw_hex_digit((unsigned char)in.p[i + 1]), lo = aigw_hex_digit((unsigned char)in.p[i + 2]);
         if (hi < 0 || lo < 0)
             return -1;
         unsigned v = (unsigned)(hi * 16 + lo);

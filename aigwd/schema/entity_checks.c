@@ -21,6 +21,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include "common/str.h"
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -54,15 +55,6 @@ static int is_xdigit(int c)
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 static int is_upper(int c) { return c >= 'A' && c <= 'Z'; }
-static int hexval(int c)
-{
-    if (is_digit(c))
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return c - 'A' + 10;
-}
-
 static int is_null(const json_t *v) { return v == NULL || json_is_null(v); }
 
 /* Kong's is_nonempty: null, "", [] and {} are empty. */
@@ -569,7 +561,8 @@ char *aigw_schema_normalize_path(const char *uri)
     for (size_t i = 0; i < n;) {
         if (uri[i] == '%' && i + 2 < n && is_xdigit((unsigned char)uri[i + 1]) &&
             is_xdigit((unsigned char)uri[i + 2])) {
-            int c = hexval((unsigned char)uri[i + 1]) * 16 + hexval((unsigned char)uri[i + 2]);
+            int c = aigw_hex_digit((unsigned char)uri[i + 1]) * 16 +
+                    aigw_hex_digit((unsigned char)uri[i + 2]);
             if (c == 0 || reserved_char(c)) {
                 dec[dn++] = '%';
                 dec[dn++] = (char)(uri[i + 1] >= 'a' ? uri[i + 1] - 32 : uri[i + 1]);
