@@ -23,6 +23,7 @@
 #include <time.h>
 #include "http/errpage.h"
 #include "http/server.h"
+#include "http/sockio.h"
 
 #define HEADER_TIMEOUT_MS 60000    /* nginx client_header_timeout */
 #define BODY_TIMEOUT_MS 60000      /* nginx client_body_timeout */
@@ -60,8 +61,7 @@ struct aigw_http_conn {
     int close_after;             /* close once the current response is written */
     int reading_stopped;
     int continue_sent;
-    int pending_writes;
-    size_t pending_bytes;
+    aigw_sockq_t wq;             /* writes queued on the socket */
     uint64_t last_activity;      /* uv_now of the last read or write progress */
     uint64_t timer_due;          /* when the armed timer fires (uv_now clock) */
     uint64_t state_since;        /* uv_now when the current state began */
@@ -98,12 +98,6 @@ struct aigw_http_conn {
     aigw_http_conn_t *prev, *next;
 };
 
-typedef struct write_req {
-    uv_write_t w;
-    aigw_http_conn_t *c;
-    size_t n;
-    char data[];
-} write_req_t;
 
 /* ---- stats registry ---------------------------------------------------------------- */
 
@@ -339,11 +333,7 @@ static void resume_input(aigw_http_conn_t *c);
 
 static void on_write_done(uv_write_t *wr, int status)
 {
-    write_req_t *q = (write_req_t *)wr;
-    aigw_http_conn_t *c = q->c;
-    c->pending_writes--;
-    c->pending_bytes -= q->n;
-    free(q);
+    aigw_http_conn_t *c = aigw_sock_write_done(wr);
     if (c->closing)
         return;
     if (status < 0) {
@@ -351,72 +341,27 @@ static void on_write_done(uv_write_t *wr, int status)
         return;
     }
     c->last_activity = uv_now(c->w->loop);
-    if (c->in_request && c->drain_fn && c->pending_bytes <= STREAM_LOW_WATER) {
+    if (c->in_request && c->drain_fn && c->wq.bytes <= STREAM_LOW_WATER) {
         aigw_http_drain_fn fn = c->drain_fn;
         c->drain_fn = NULL;
         fn(&c->req, c->drain_ud);
         return;
     }
-    if (c->pending_writes == 0 && c->close_after && !c->in_request)
+    if (c->wq.writes == 0 && c->close_after && !c->in_request)
         start_linger(c);
-    else if (c->reading_stopped && !c->in_request && c->pending_bytes <= MAX_PENDING_WRITE / 2)
+    else if (c->reading_stopped && !c->in_request && c->wq.bytes <= MAX_PENDING_WRITE / 2)
         resume_input(c);
 }
 
-/* Writes n bytes now if the socket takes them, queues the rest (copied). 0 or -1. */
 static int sock_write(aigw_http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
 {
-    size_t total = 0;
-    for (unsigned i = 0; i < nbufs; i++)
-        total += bufs[i].len;
-    size_t done = 0;
-    if (c->pending_writes == 0) {
-        int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
-        if (r >= 0)
-            done = (size_t)r;
-        else if (r != UV_EAGAIN)
-            return -1;
-    }
-    if (done == total)
-        return 0;
-    write_req_t *q = malloc(sizeof(*q) + (total - done));
-    if (!q)
-        return -1;
-    size_t off = 0, skip = done;
-    for (unsigned i = 0; i < nbufs; i++) {
-        size_t len = bufs[i].len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        memcpy(q->data + off, bufs[i].base + skip, len - skip);
-        off += len - skip;
-        skip = 0;
-    }
-    q->c = c;
-    q->n = off;
-    uv_buf_t b = uv_buf_init(q->data, (unsigned)off);
-    if (uv_write(&q->w, (uv_stream_t *)&c->tcp, &b, 1, on_write_done) != 0) {
-        free(q);
-        return -1;
-    }
-    c->pending_writes++;
-    c->pending_bytes += off;
-    return 0;
+    return aigw_sock_write((uv_stream_t *)&c->tcp, &c->wq, bufs, nbufs, on_write_done, c);
 }
 
 /* Sends what OpenSSL has put in the write BIO. */
 static int tls_flush(aigw_http_conn_t *c)
 {
-    BIO *wbio = SSL_get_wbio(c->ssl);
-    char *data;
-    long n = BIO_get_mem_data(wbio, &data);
-    if (n <= 0)
-        return 0;
-    uv_buf_t b = uv_buf_init(data, (unsigned)n);
-    int r = sock_write(c, &b, 1);
-    (void)BIO_reset(wbio);
-    return r;
+    return aigw_sock_tls_flush(c->ssl, (uv_stream_t *)&c->tcp, &c->wq, on_write_done, c);
 }
 
 /* Writes plaintext, through TLS when the connection has it. */
@@ -439,7 +384,7 @@ static int conn_write(aigw_http_conn_t *c, const uv_buf_t *bufs, unsigned nbufs)
 
 static uint64_t deadline_of(const aigw_http_conn_t *c)
 {
-    if (c->pending_writes)
+    if (c->wq.writes)
         return c->last_activity + SEND_TIMEOUT_MS;
     switch (c->state) {
     case CONN_WAITING: return c->state_since + KEEPALIVE_TIMEOUT_MS;
@@ -466,7 +411,7 @@ static void on_timer(uv_timer_t *t)
         uv_timer_start(&c->timer, on_timer, dl - now, 0);
         return;
     }
-    if (c->pending_writes || c->state == CONN_WAITING || c->state == CONN_LINGERING ||
+    if (c->wq.writes || c->state == CONN_WAITING || c->state == CONN_LINGERING ||
         c->state == CONN_HANDLING) {
         conn_close(c);
         return;
@@ -641,7 +586,7 @@ int aigw_http_stream_flush(aigw_http_req_t *req)
     if (c->closing || c->write_failed)
         return -1;
     if (!c->held_head)
-        return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+        return c->wq.bytes > STREAM_HIGH_WATER ? 1 : 0;
     uv_buf_t b = uv_buf_init(c->held_head, (unsigned)c->held_len);
     c->held_head = NULL;
     c->last_activity = uv_now(c->w->loop);
@@ -650,7 +595,7 @@ int aigw_http_stream_flush(aigw_http_req_t *req)
         return -1;
     }
     arm_timer(c);
-    return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+    return c->wq.bytes > STREAM_HIGH_WATER ? 1 : 0;
 }
 
 int aigw_http_stream_write(aigw_http_req_t *req, const char *data, size_t len)
@@ -690,7 +635,7 @@ int aigw_http_stream_write(aigw_http_req_t *req, const char *data, size_t len)
         return -1;
     }
     arm_timer(c);
-    return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+    return c->wq.bytes > STREAM_HIGH_WATER ? 1 : 0;
 }
 
 void aigw_http_stream_on_drain(aigw_http_req_t *req, aigw_http_drain_fn fn, void *ud)
@@ -806,7 +751,7 @@ int aigw_http_tunnel_write(aigw_http_req_t *req, const char *p, size_t n)
         return -1;
     }
     arm_timer(c);
-    return c->pending_bytes > STREAM_HIGH_WATER ? 1 : 0;
+    return c->wq.bytes > STREAM_HIGH_WATER ? 1 : 0;
 }
 
 void aigw_http_tunnel_pause(aigw_http_req_t *req, int pause)
@@ -934,7 +879,7 @@ static void start_linger(aigw_http_conn_t *c)
         SSL_shutdown(c->ssl);
         tls_flush(c);
     }
-    if (c->pending_writes)
+    if (c->wq.writes)
         return;   /* on_write_done comes back here */
     int fd;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
@@ -961,7 +906,7 @@ static void finish_request(aigw_http_conn_t *c)
     begin_request(c);
     if (c->close_after) {
         c->rlen = c->rpos = 0;
-        if (c->pending_writes == 0)
+        if (c->wq.writes == 0)
             start_linger(c);
         else
             set_state(c, CONN_LINGERING);
@@ -1065,7 +1010,7 @@ static void process_input(aigw_http_conn_t *c)
         c->rpos = 0;
     }
     /* Back-pressure: a full buffer behind an unanswered request, or a slow reader. */
-    int stop = (c->rbuf && c->rlen == AIGW_HTTP_RBUF) || c->pending_bytes > MAX_PENDING_WRITE;
+    int stop = (c->rbuf && c->rlen == AIGW_HTTP_RBUF) || c->wq.bytes > MAX_PENDING_WRITE;
     if (stop && !c->reading_stopped) {
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading_stopped = 1;
@@ -1085,7 +1030,7 @@ static void resume_input(aigw_http_conn_t *c)
     if (c->closing || c->in_request)
         return;
     if (c->reading_stopped) {
-        if (c->pending_bytes > MAX_PENDING_WRITE / 2)
+        if (c->wq.bytes > MAX_PENDING_WRITE / 2)
             return;
         c->reading_stopped = 0;
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
@@ -1135,7 +1080,7 @@ static void tls_pump(aigw_http_conn_t *c)
                 /* Let the alert OpenSSL wrote reach the client, then close. */
                 SSL_free(c->ssl);
                 c->ssl = NULL;
-                if (c->pending_writes) {
+                if (c->wq.writes) {
                     c->close_after = 1;
                     set_state(c, CONN_LINGERING);
                     arm_timer(c);
@@ -1408,7 +1353,7 @@ void aigw_http_worker_drain(aigw_http_worker_t *w)
     while (c) {
         aigw_http_conn_t *next = c->next;
         /* Busy ones answer with Connection: close (respond sees draining) and go then. */
-        if (c->state == CONN_WAITING && c->pending_writes == 0)
+        if (c->state == CONN_WAITING && c->wq.writes == 0)
             conn_close(c);
         c = next;
     }

@@ -185,33 +185,35 @@ int aigw_plugins_load(aigw_runtime_t *rt, const json_t *plugins, char *err, size
     if (!s->chains)
         goto oom;
     if (any_scoped && nr) {
+        unsigned char *own = calloc(nr, 1);   /* routes that need a chain of their own */
+        if (!own)
+            goto oom;
         size_t need = 0;
         for (size_t r = 0; r < nr; r++) {
             const aigw_rt_route_t *route = &rt->routes[r];
-            for (size_t i = 0; i < s->n_inst; i++) {
+            const char *sid = route->service ? route->service->id : NULL;
+            for (size_t i = 0; i < s->n_inst && !own[r]; i++) {
                 const aigw_rt_plugin_t *p = &s->inst[i];
-                if (p->consumer_id[0] || (!p->route_id[0] && !p->service_id[0]))
-                    continue;
-                if (scope_rank(p, route->id, route->service ? route->service->id : NULL) >= 0) {
-                    s->chains[r].blocked = 1;   /* marker: needs its own chain */
-                    need++;
-                    break;
-                }
+                if (!p->consumer_id[0] && (p->route_id[0] || p->service_id[0]) &&
+                    scope_rank(p, route->id, sid) >= 0)
+                    own[r] = 1;
             }
+            need += own[r];
         }
         s->slab = calloc(need * (s->n_defs ? s->n_defs : 1) + 1, sizeof(*s->slab));
-        if (!s->slab)
+        if (!s->slab) {
+            free(own);
             goto oom;
+        }
         size_t used = 0;
         for (size_t r = 0; r < nr; r++) {
-            if (!s->chains[r].blocked)
+            if (!own[r])
                 continue;
-            s->chains[r].blocked = 0;
-            s->chains[r].by_def = s->slab + used * s->n_defs;
-            used++;
             const aigw_rt_route_t *route = &rt->routes[r];
+            s->chains[r].by_def = s->slab + used++ * s->n_defs;
             build_chain(s, &s->chains[r], route->id, route->service ? route->service->id : NULL);
         }
+        free(own);
     }
     rt->plugins = s;
     return 0;
@@ -379,11 +381,6 @@ void aigw_plugins_log(aigw_plugin_run_t *run)
         if (p->def && p->def->log)
             p->def->log(run, p->conf);
     }
-}
-
-void aigw_plugins_run_free(aigw_plugin_run_t *run)
-{
-    (void)run;   /* everything lives in the request arena */
 }
 
 /* ---- header edits ------------------------------------------------------------------------- */

@@ -141,7 +141,6 @@ void aigw_plugins_access(aigw_plugin_run_t *run, void (*done)(aigw_plugin_run_t 
 void aigw_plugins_header_filter(aigw_plugin_run_t *run);
 /* log of the collected plugins (once; later calls do nothing). */
 void aigw_plugins_log(aigw_plugin_run_t *run);
-void aigw_plugins_run_free(aigw_plugin_run_t *run);
 /* Sends the answer a plugin produced (header_filter and log run here). */
 void aigw_plugins_respond_exit(aigw_plugin_run_t *run, aigw_http_req_t *req);
 /* 1 if a plugin removed or replaced that upstream / downstream header. */

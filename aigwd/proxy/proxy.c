@@ -30,7 +30,6 @@ struct aigw_proxy_worker {
     uv_loop_t *loop;
     const aigw_conf_t *conf;
     aigw_uppool_t *pool;
-    SSL_CTX *client_ctx;          /* https services without their own settings */
     aigw_dns_t *dns;              /* this worker's resolver and cache */
 };
 
@@ -89,21 +88,9 @@ aigw_proxy_worker_t *aigw_proxy_worker_new(uv_loop_t *loop, const aigw_conf_t *c
     pw->conf = conf;
     aigw_uppool_opts_t o = pool_opts(conf);
     pw->pool = aigw_uppool_new(loop, &o);
-    pw->client_ctx = SSL_CTX_new(TLS_client_method());
-    if (!pw->pool || !pw->client_ctx) {
-        aigw_uppool_free(pw->pool);
-        SSL_CTX_free(pw->client_ctx);
-        free(pw);
-        return NULL;
-    }
-    SSL_CTX_set_min_proto_version(pw->client_ctx, TLS1_2_VERSION);
-    SSL_CTX_set_default_verify_paths(pw->client_ctx);
-    SSL_CTX_set_verify_depth(pw->client_ctx, 1);
-    SSL_CTX_set_session_cache_mode(pw->client_ctx, SSL_SESS_CACHE_OFF);
-    pw->dns = aigw_dns_new(loop, NULL);
+    pw->dns = pw->pool ? aigw_dns_new(loop, NULL) : NULL;
     if (!pw->dns) {
         aigw_uppool_free(pw->pool);
-        SSL_CTX_free(pw->client_ctx);
         free(pw);
         return NULL;
     }
@@ -132,7 +119,6 @@ void aigw_proxy_worker_free(aigw_proxy_worker_t *pw)
     if (!pw)
         return;
     aigw_uppool_free(pw->pool);
-    SSL_CTX_free(pw->client_ctx);
     aigw_dns_free(pw->dns);
     free(pw);
 }
@@ -203,7 +189,6 @@ static void pctx_release(pctx_t *x)
         x->picked = 0;
     }
     aigw_plugins_log(&x->run);
-    aigw_plugins_run_free(&x->run);
     aigw_runtime_unref(x->rt);
     x->rt = NULL;
 }
@@ -776,11 +761,10 @@ static void start_try(pctx_t *x)
         .upgrade = x->upgrade,
     };
     if (svc->protocol == AIGW_PROTO_HTTPS || svc->protocol == AIGW_PROTO_GRPCS) {
-        /* the service's own context (tls_verify, ca_certificates, client_certificate) */
-        prm.ssl_ctx = x->rt->certs ? aigw_certs_client_ctx(x->rt->certs, svc->id) : NULL;
-        prm.tls_verify = x->rt->certs ? aigw_certs_client_verifies(x->rt->certs, svc->id) : 0;
-        if (!prm.ssl_ctx)
-            prm.ssl_ctx = x->pw->client_ctx;
+        /* the service's own context (tls_verify, ca_certificates, client_certificate); a
+         * loaded runtime always has its certs, and they a context for every service */
+        prm.ssl_ctx = aigw_certs_client_ctx(x->rt->certs, svc->id);
+        prm.tls_verify = aigw_certs_client_verifies(x->rt->certs, svc->id);
         prm.sni = svc->host.p;
     }
     x->try_start_ns = uv_hrtime();
@@ -980,9 +964,7 @@ static void https_required(pctx_t *x)
         size_t n = PUT_LIT(loc, "https://");
         n += put(loc + n, host.p, host.n);
         n += put(loc + n, req->target.p, req->target.n);
-        aigw_http_resp_header_t h[2] = { { AIGW_STR("Location"), { loc, n } },
-                                         { AIGW_STR("Content-Type"),
-                                           AIGW_STR("text/plain; charset=utf-8") } };
+        aigw_http_resp_header_t h[1] = { { AIGW_STR("Location"), { loc, n } } };
         aigw_http_on_abort(req, NULL, NULL);
         x->run.status = code;
         pctx_release(x);
@@ -1008,7 +990,6 @@ static void after_access(aigw_plugin_run_t *run, void *ud)
         aigw_http_req_t *req = x->req;
         aigw_http_on_abort(req, NULL, NULL);
         aigw_plugins_respond_exit(&x->run, req);   /* header_filter + log run in there */
-        aigw_plugins_run_free(&x->run);
         aigw_runtime_unref(x->rt);
         x->rt = NULL;
         return;

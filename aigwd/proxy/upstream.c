@@ -15,6 +15,7 @@
 #include <string.h>
 #include "core/log.h"
 #include "proxy/certs.h"
+#include "http/sockio.h"
 #include "proxy/upstream.h"
 
 #define MAX_HEAD_BYTES ((size_t)64 * 1024)   /* Kong: proxy_buffer_size 160k; nginx 4k/8k */
@@ -43,21 +44,13 @@ struct upconn {
     int tls_done;
     int handles_open;
     int closing;
-    int connected;
     int reading;              /* uv_read_start is in effect */
     int deferred_err;         /* an aigw_uperr_t to report from the timer (0: none) */
     int requests;
-    size_t pending_writes;
-    size_t pending_bytes;
+    aigw_sockq_t wq;          /* writes queued on the socket */
     upconn_t *idle_prev, *idle_next;
 };
 
-typedef struct upwrite {
-    uv_write_t w;
-    upconn_t *c;
-    size_t n;
-    char data[];
-} upwrite_t;
 
 struct aigw_uppool {
     uv_loop_t *loop;
@@ -309,7 +302,7 @@ static void ex_done(aigw_upex_t *x, int reusable)
         if (reusable && !c->closing && p->o.pool_size > 0 && k &&
             k->n_idle < (size_t)p->o.pool_size &&
             (p->o.max_requests == 0 || c->requests < p->o.max_requests) &&
-            c->pending_writes == 0) {
+            c->wq.writes == 0) {
             c->idle_next = k->idle;
             c->idle_prev = NULL;
             if (k->idle)
@@ -398,11 +391,7 @@ static void after_sent(aigw_upex_t *x);
 
 static void on_write_done(uv_write_t *w, int status)
 {
-    upwrite_t *q = (upwrite_t *)w;
-    upconn_t *c = q->c;
-    c->pending_bytes -= q->n;
-    free(q);
-    c->pending_writes--;
+    upconn_t *c = aigw_sock_write_done(w);
     if (c->closing || !c->x)
         return;
     if (status < 0) {
@@ -411,7 +400,7 @@ static void on_write_done(uv_write_t *w, int status)
     }
     if (c->x->state == X_TUNNEL) {
         aigw_upex_t *x = c->x;
-        if (c->pending_writes == 0 && x->tunnel_full && x->cbs.on_tunnel_drain) {
+        if (c->wq.writes == 0 && x->tunnel_full && x->cbs.on_tunnel_drain) {
             x->tunnel_full = 0;
             x->busy++;
             x->cbs.on_tunnel_drain(x->ud);
@@ -421,64 +410,20 @@ static void on_write_done(uv_write_t *w, int status)
         }
         return;
     }
-    if (c->pending_writes == 0 && c->x->state == X_SENDING)
+    if (c->wq.writes == 0 && c->x->state == X_SENDING)
         after_sent(c->x);
     else if (c->x->state == X_SENDING)
         arm(c, c->x->prm.write_timeout);
 }
 
-/* Writes to the socket now if it takes the bytes, queues a copy of the rest. 0 or -1. */
 static int sock_write(upconn_t *c, const uv_buf_t *bufs, unsigned nbufs)
 {
-    size_t total = 0, done = 0;
-    for (unsigned i = 0; i < nbufs; i++)
-        total += bufs[i].len;
-    if (c->pending_writes == 0) {
-        int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
-        if (r >= 0)
-            done = (size_t)r;
-        else if (r != UV_EAGAIN)
-            return -1;
-    }
-    if (done == total)
-        return 0;
-    upwrite_t *q = malloc(sizeof(*q) + (total - done));
-    if (!q)
-        return -1;
-    size_t off = 0, skip = done;
-    for (unsigned i = 0; i < nbufs; i++) {
-        size_t len = bufs[i].len;
-        if (skip >= len) {
-            skip -= len;
-            continue;
-        }
-        memcpy(q->data + off, bufs[i].base + skip, len - skip);
-        off += len - skip;
-        skip = 0;
-    }
-    q->c = c;
-    q->n = off;
-    uv_buf_t b = uv_buf_init(q->data, (unsigned)off);
-    if (uv_write(&q->w, (uv_stream_t *)&c->tcp, &b, 1, on_write_done) != 0) {
-        free(q);
-        return -1;
-    }
-    c->pending_writes++;
-    c->pending_bytes += off;
-    return 0;
+    return aigw_sock_write((uv_stream_t *)&c->tcp, &c->wq, bufs, nbufs, on_write_done, c);
 }
 
 static int tls_flush(upconn_t *c)
 {
-    BIO *wbio = SSL_get_wbio(c->ssl);
-    char *data;
-    long n = BIO_get_mem_data(wbio, &data);
-    if (n <= 0)
-        return 0;
-    uv_buf_t b = uv_buf_init(data, (unsigned)n);
-    int r = sock_write(c, &b, 1);
-    (void)BIO_reset(wbio);
-    return r;
+    return aigw_sock_tls_flush(c->ssl, (uv_stream_t *)&c->tcp, &c->wq, on_write_done, c);
 }
 
 /* Writes the request and arms the right timer; no callback runs. 0, or -1 when the
@@ -503,7 +448,7 @@ static int send_bytes(aigw_upex_t *x)
     }
     if (r != 0)
         return -1;
-    if (c->pending_writes == 0)
+    if (c->wq.writes == 0)
         after_sent(x);
     else
         arm(c, x->prm.write_timeout);
@@ -841,7 +786,7 @@ int aigw_upex_tunnel_write(aigw_upex_t *x, const char *p, size_t n)
         return -1;
     }
     arm(c, x->prm.read_timeout);   /* activity either way keeps an idle tunnel open */
-    if (c->pending_bytes > (size_t)256 * 1024) {
+    if (c->wq.bytes > (size_t)256 * 1024) {
         x->tunnel_full = 1;
         return 1;
     }
@@ -953,7 +898,6 @@ static void on_connect(uv_connect_t *req, int status)
     if (status < 0) {
         ex_fail(x, AIGW_UPERR_CONNECT);
     } else {
-        c->connected = 1;
         uv_tcp_nodelay(&c->tcp, 1);
         if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
             ex_fail(x, AIGW_UPERR_CONNECT);
