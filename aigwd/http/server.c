@@ -80,6 +80,8 @@ struct aigw_http_conn {
 
     char peer_ip[INET6_ADDRSTRLEN];
     int local_port;              /* the listener's port */
+    uint64_t serial;             /* nginx $connection */
+    uint64_t requests;           /* requests dispatched on this connection */
     int is_tls;                  /* accepted on an ssl listener */
 
     /* Streaming responses (aigw_http_stream_*). */
@@ -771,6 +773,29 @@ void aigw_http_tunnel_pause(aigw_http_req_t *req, int pause)
     }
 }
 
+uint64_t aigw_http_req_conn_serial(const aigw_http_req_t *req)
+{
+    return req->conn ? req->conn->serial : 0;
+}
+
+uint64_t aigw_http_req_conn_requests(const aigw_http_req_t *req)
+{
+    return req->conn ? req->conn->requests : 0;
+}
+
+void aigw_http_req_local_addr(const aigw_http_req_t *req, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    aigw_strlcpy(out, "-", cap);
+    if (!req->conn || uv_tcp_getsockname(&req->conn->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&ss, out, cap);
+    else if (ss.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&ss, out, cap);
+}
+
 int aigw_http_req_local_port(const aigw_http_req_t *req)
 {
     return req->conn ? req->conn->local_port : 0;
@@ -942,6 +967,7 @@ static void dispatch(aigw_http_conn_t *c)
     aigw_http_service_t *svc = &c->w->svc[c->kind];
     set_state(c, CONN_HANDLING);
     c->in_request = 1;
+    c->requests++;
     STAT_ADD(c->w, total_requests, 1);
     c->dispatching = 1;
     svc->on_request(&c->req, svc->ud);
@@ -1192,6 +1218,7 @@ static void on_connection(uv_stream_t *server, int status)
     c->w = w;
     c->kind = l->kind;
     c->local_port = l->conf.port;
+    c->serial = ++w->conn_serial;
     c->is_tls = l->conf.ssl;
     uv_tcp_init(w->loop, &c->tcp);
     uv_timer_init(w->loop, &c->timer);

@@ -71,6 +71,7 @@ typedef struct aigw_http_worker {
     void (*on_drained)(struct aigw_http_worker *w);   /* last connection gone while draining */
     aigw_http_stats_t *stats;         /* registered for aigw_http_stats_sum */
     uint64_t rid_s[2];                /* request id generator state */
+    uint64_t conn_serial;             /* connections accepted so far (nginx $connection) */
     time_t date_sec;
     char date[40];                    /* "Date: ...\r\n" for date_sec */
     size_t date_len;
@@ -160,6 +161,14 @@ int aigw_http_tunnel_begin(aigw_http_req_t *req, const aigw_http_resp_header_t *
 int aigw_http_tunnel_write(aigw_http_req_t *req, const char *p, size_t n);
 /* Stops / resumes reading the client (the upstream is slow). */
 void aigw_http_tunnel_pause(aigw_http_req_t *req, int pause);
+
+/* nginx's $connection (the connection's serial number in its worker) and
+ * $connection_requests (requests on it so far, this one included). */
+uint64_t aigw_http_req_conn_serial(const aigw_http_req_t *req);
+uint64_t aigw_http_req_conn_requests(const aigw_http_req_t *req);
+/* The local address req arrived on, as text ("127.0.0.1"); "-" when unknown. Asks the
+ * kernel (one getsockname): not for every request. */
+void aigw_http_req_local_addr(const aigw_http_req_t *req, char *out, size_t cap);
 
 /* The port of the listener req arrived on; 1 if that listener is TLS; the TLS SNI or NULL. */
 int aigw_http_req_local_port(const aigw_http_req_t *req);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 #include "http/server.h"
@@ -68,10 +69,16 @@ static aigw_str_t generate(aigw_plugin_run_t *run, const conf_t *k)
             uuid4(worker_uuid);
         n = snprintf(buf, sizeof(buf), "%s#%llu", worker_uuid, ++worker_counter);
     } else {
-        uint64_t ms = uv_hrtime() / 1000000;
-        n = snprintf(buf, sizeof(buf), "%s-%d-%d-%llu.%03llu", "0.0.0.0",
+        /* Kong: server_addr-server_port-worker_pid-connection-connection_requests-now */
+        char addr[64];
+        aigw_http_req_local_addr(run->req, addr, sizeof(addr));
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        n = snprintf(buf, sizeof(buf), "%s-%d-%d-%llu-%llu-%lld.%03ld", addr,
                      aigw_http_req_local_port(run->req), (int)getpid(),
-                     (unsigned long long)(ms / 1000), (unsigned long long)(ms % 1000));
+                     (unsigned long long)aigw_http_req_conn_serial(run->req),
+                     (unsigned long long)aigw_http_req_conn_requests(run->req),
+                     (long long)ts.tv_sec, ts.tv_nsec / 1000000);
     }
     if (n < 0)
         n = 0;

@@ -469,3 +469,22 @@ def test_websocket_upgrade_passes_through(gw, up):
     req = [q for q in up.requests if q["target"] == "/sock/ws"][-1]
     hdrs = {k.lower(): v for k, v in req["headers"]}
     assert hdrs["connection"] == "keep-alive, Upgrade" and hdrs["upgrade"] == "websocket"
+
+
+def test_correlation_id_tracker(gw, up):
+    name, route = route_to(gw, "http://127.0.0.1:%d" % up.port, ["/track"])
+    admin(gw, "POST", "/routes/%s/plugins" % route["id"],
+          data={"name": "correlation-id", "config.generator": "tracker"})
+    wait_until(lambda: hdr(echo(get(gw.proxy_url + "/track")), "Kong-Request-ID") is not None,
+               5, what="plugin")
+    s = requests.Session()
+    ids = [hdr(echo(s.get(gw.proxy_url + "/track", timeout=10)), "Kong-Request-ID")
+           for _ in range(2)]
+    # Kong: server_addr-server_port-pid-connection-connection_requests-time
+    parts = [i.split("-") for i in ids]
+    for p in parts:
+        assert p[0] == "127.0.0.1" and p[1] == str(gw.ports["proxy"]), p
+        assert int(p[2]) > 0 and float(p[5]) > 1e9
+    # the same keep-alive connection, one request later
+    assert parts[0][3] == parts[1][3]
+    assert int(parts[1][4]) == int(parts[0][4]) + 1
