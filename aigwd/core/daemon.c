@@ -24,6 +24,7 @@
 #include "common/fs.h"
 #include "core/daemon.h"
 #include "core/log.h"
+#include "plugins/plugins.h"
 #include "http/server.h"
 #include "http/tls.h"
 #include "proxy/certs.h"
@@ -1183,6 +1184,8 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         AIGW_LOG(AIGW_LOG_NOTICE, "aigwd %s started (pid %ld, %zu workers, prefix %s): %s",
                  AIGW_VERSION, (long)getpid(), nworkers, c->prefix, where);
         aigw_healthcheck_start();
+        if (aigw_plugins_global_init(c) != 0)
+            AIGW_LOG(AIGW_LOG_ERR, "a plugin could not start; requests that use it fail");
         aigw_runtime_follow_snapshots();
         if (c->role != AIGW_ROLE_DATA_PLANE)
             builder_start(n->cfg);
@@ -1198,6 +1201,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
     builder_stop();
     aigw_healthcheck_stop();
     aigw_runtime_shutdown();
+    aigw_plugins_global_shutdown();
     made = n->n_threads;
 fail_threads_init:
     for (size_t i = 0; i < made; i++)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/log.h"
+#include "http/errpage.h"
 #include "http/server.h"
 #include "plugins/plugins.h"
 
@@ -351,6 +352,8 @@ void aigw_plugins_access(aigw_plugin_run_t *run, void (*done)(aigw_plugin_run_t 
 void aigw_plugin_resume(aigw_plugin_run_t *run, aigw_plugin_rc_t rc)
 {
     (void)rc;   /* an exit was recorded by aigw_plugin_exit* already */
+    run->cancel = NULL;
+    run->cancel_ud = NULL;
     if (run->in_access) {
         run->async_resumed = 1;
         return;
@@ -536,4 +539,263 @@ void aigw_plugins_respond_exit(aigw_plugin_run_t *run, aigw_http_req_t *req)
         h[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Response-Latency"), { lat, ln } };
     }
     aigw_http_respond(req, run->exit_status, h, k, run->exit_body.p, run->exit_body.n);
+}
+
+/* ---- process-wide hooks ------------------------------------------------------------------- */
+
+int aigw_plugins_global_init(const aigw_conf_t *conf)
+{
+    size_t n;
+    const aigw_plugin_def_t *const *defs = aigw_plugin_defs(&n);
+    for (size_t i = 0; i < n; i++)
+        if (defs[i]->global_init && defs[i]->global_init(conf) != 0)
+            return -1;
+    return 0;
+}
+
+void aigw_plugins_global_shutdown(void)
+{
+    size_t n;
+    const aigw_plugin_def_t *const *defs = aigw_plugin_defs(&n);
+    for (size_t i = 0; i < n; i++)
+        if (defs[i]->global_shutdown)
+            defs[i]->global_shutdown();
+}
+
+void aigw_plugins_worker_close(uv_loop_t *loop)
+{
+    size_t n;
+    const aigw_plugin_def_t *const *defs = aigw_plugin_defs(&n);
+    for (size_t i = 0; i < n; i++)
+        if (defs[i]->worker_close)
+            defs[i]->worker_close(loop);
+}
+
+/* ---- cancellation ------------------------------------------------------------------------- */
+
+void aigw_plugin_on_cancel(aigw_plugin_run_t *run, void (*fn)(void *ud), void *ud)
+{
+    run->cancel = fn;
+    run->cancel_ud = ud;
+}
+
+void aigw_plugins_cancel(aigw_plugin_run_t *run)
+{
+    void (*fn)(void *) = run->cancel;
+    void *ud = run->cancel_ud;
+    run->cancel = NULL;
+    run->cancel_ud = NULL;
+    run->done = NULL;
+    if (fn)
+        fn(ud);
+}
+
+aigw_plugin_rc_t aigw_plugin_error(aigw_plugin_run_t *run, int status, const char *msg)
+{
+    aigw_errpage_format_t f = aigw_errpage_negotiate(run->req, 0);
+    size_t ml = msg ? strlen(msg) : 0, cap = AIGW_ERRPAGE_MAX(ml);
+    char *buf = aigw_arena_alloc(&run->req->arena, cap);
+    size_t n = buf ? aigw_errpage_render(f, msg ? msg : "", run->req->request_id, buf, cap) : 0;
+    return aigw_plugin_exit(run, status, (aigw_str_t){ buf, n }, aigw_errpage_content_type(f));
+}
+
+/* ---- consumer identity -------------------------------------------------------------------- */
+
+static void set_or_clear(aigw_plugin_run_t *run, const char *name, aigw_str_t v)
+{
+    if (v.n)
+        aigw_plugin_set_header(run, name, v);
+    else
+        aigw_plugin_clear_header(run, name);
+}
+
+void aigw_plugin_authenticate(aigw_plugin_run_t *run, const aigw_rt_consumer_t *consumer,
+                              const char *credential_id, aigw_str_t identifier)
+{
+    run->consumer = consumer;
+    run->consumer_id = consumer ? consumer->id : NULL;
+    run->credential_id =
+        credential_id ? aigw_arena_strndup(&run->req->arena, credential_id,
+                                           strlen(credential_id))
+                      : NULL;
+    run->anonymous = 0;
+    set_or_clear(run, "X-Consumer-ID", consumer ? aigw_str_c(consumer->id) : AIGW_STR_NULL);
+    set_or_clear(run, "X-Consumer-Custom-ID", consumer ? consumer->custom_id : AIGW_STR_NULL);
+    set_or_clear(run, "X-Consumer-Username", consumer ? consumer->username : AIGW_STR_NULL);
+    set_or_clear(run, "X-Credential-Identifier", identifier);
+    aigw_plugin_clear_header(run, "X-Anonymous-Consumer");
+}
+
+int aigw_plugin_has_credential(const aigw_plugin_run_t *run)
+{
+    return run->credential_id != NULL;
+}
+
+aigw_plugin_rc_t aigw_plugin_authenticate_anonymous(aigw_plugin_run_t *run, const char *ref)
+{
+    const aigw_rt_consumer_t *c =
+        aigw_consumer_by_ref(run->rt ? run->rt->consumers : NULL, aigw_str_c(ref));
+    if (!c) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "anonymous consumer %.200s is configured but doesn't exist",
+                 ref ? ref : "");
+        AIGW_LOG(AIGW_LOG_ERR, "%s", msg);
+        return aigw_plugin_error(run, 500, msg);
+    }
+    aigw_plugin_authenticate(run, c, NULL, AIGW_STR_NULL);
+    run->anonymous = 1;
+    aigw_plugin_set_header(run, "X-Anonymous-Consumer", AIGW_STR("true"));
+    return AIGW_PLUGIN_NEXT;
+}
+
+/* ---- query strings and form bodies -------------------------------------------------------- */
+
+/* Percent-decodes s ('+' is a space when plus) into the arena. */
+static aigw_str_t pct_decode(aigw_plugin_run_t *run, aigw_str_t s, int plus)
+{
+    char *out = aigw_arena_alloc(&run->req->arena, s.n + 1);
+    if (!out)
+        return AIGW_STR_NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < s.n; i++) {
+        char ch = s.p[i];
+        int h, l;
+        if (ch == '%' && i + 2 < s.n && (h = aigw_hex_digit((unsigned char)s.p[i + 1])) >= 0 &&
+            (l = aigw_hex_digit((unsigned char)s.p[i + 2])) >= 0) {
+            out[k++] = (char)(h * 16 + l);
+            i += 2;
+        } else {
+            out[k++] = plus && ch == '+' ? ' ' : ch;
+        }
+    }
+    out[k] = '\0';
+    return (aigw_str_t){ out, k };
+}
+
+/* Walks a=b&c=d: for each pair calls fn; fn returns 1 to stop. */
+typedef int (*pair_fn)(aigw_plugin_run_t *run, aigw_str_t pair, aigw_str_t key, aigw_str_t val,
+                       void *ud);
+
+static void each_pair(aigw_plugin_run_t *run, aigw_str_t s, int plus, pair_fn fn, void *ud)
+{
+    const char *p = s.p, *end = s.p + s.n;
+    while (p && p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *e = amp ? amp : end;
+        aigw_str_t pair = { p, (size_t)(e - p) };
+        if (pair.n) {
+            const char *eq = memchr(p, '=', pair.n);
+            aigw_str_t k = { p, eq ? (size_t)(eq - p) : pair.n };
+            aigw_str_t v = eq ? (aigw_str_t){ eq + 1, (size_t)(e - eq - 1) } : AIGW_STR_NULL;
+            if (fn(run, pair, pct_decode(run, k, plus), v, ud))
+                return;
+        }
+        p = amp ? amp + 1 : end;
+    }
+}
+
+typedef struct find {
+    const char *name;
+    int plus;
+    aigw_str_t first;
+    size_t count;
+} find_t;
+
+static int find_pair(aigw_plugin_run_t *run, aigw_str_t pair, aigw_str_t key, aigw_str_t val,
+                     void *ud)
+{
+    (void)pair;
+    find_t *f = ud;
+    if (!aigw_str_eq(key, aigw_str_c(f->name)))
+        return 0;
+    if (f->count++ == 0) {
+        f->first = pct_decode(run, val, f->plus);
+        if (!f->first.p)
+            f->first = (aigw_str_t){ "", 0 };
+    }
+    return 0;
+}
+
+typedef struct drop {
+    const char *name;
+    char *out;
+    size_t n;
+} drop_t;
+
+static int drop_pair(aigw_plugin_run_t *run, aigw_str_t pair, aigw_str_t key, aigw_str_t val,
+                     void *ud)
+{
+    (void)run;
+    (void)val;
+    drop_t *d = ud;
+    if (aigw_str_eq(key, aigw_str_c(d->name)))
+        return 0;
+    if (d->n)
+        d->out[d->n++] = '&';
+    memcpy(d->out + d->n, pair.p, pair.n);
+    d->n += pair.n;
+    return 0;
+}
+
+static aigw_str_t cur_query(const aigw_plugin_run_t *run)
+{
+    return run->query_set ? run->query : run->req->query;
+}
+
+aigw_str_t aigw_plugin_body(const aigw_plugin_run_t *run)
+{
+    if (run->body_set)
+        return run->body;
+    return run->req->body ? (aigw_str_t){ run->req->body, (size_t)run->req->body_len }
+                          : AIGW_STR_NULL;
+}
+
+aigw_str_t aigw_plugin_query_arg(aigw_plugin_run_t *run, const char *name, size_t *count)
+{
+    find_t f = { .name = name, .plus = 1 };
+    each_pair(run, cur_query(run), 1, find_pair, &f);
+    if (count)
+        *count = f.count;
+    return f.first;
+}
+
+aigw_str_t aigw_plugin_form_field(aigw_plugin_run_t *run, const char *name, size_t *count)
+{
+    find_t f = { .name = name, .plus = 1 };
+    each_pair(run, aigw_plugin_body(run), 1, find_pair, &f);
+    if (count)
+        *count = f.count;
+    return f.first;
+}
+
+static int drop_in(aigw_plugin_run_t *run, aigw_str_t src, const char *name, aigw_str_t *out)
+{
+    drop_t d = { .name = name };
+    d.out = aigw_arena_alloc(&run->req->arena, src.n + 1);
+    if (!d.out)
+        return -1;
+    each_pair(run, src, 1, drop_pair, &d);
+    d.out[d.n] = '\0';
+    *out = (aigw_str_t){ d.out, d.n };
+    return 0;
+}
+
+int aigw_plugin_drop_query_arg(aigw_plugin_run_t *run, const char *name)
+{
+    aigw_str_t q;
+    if (drop_in(run, cur_query(run), name, &q) != 0)
+        return -1;
+    run->query = q;
+    run->query_set = 1;
+    return 0;
+}
+
+int aigw_plugin_drop_form_field(aigw_plugin_run_t *run, const char *name)
+{
+    aigw_str_t b;
+    if (drop_in(run, aigw_plugin_body(run), name, &b) != 0)
+        return -1;
+    run->body = b;
+    run->body_set = 1;
+    return 0;
 }

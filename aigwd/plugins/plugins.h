@@ -25,7 +25,10 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <uv.h>
 #include "common/str.h"
+#include "core/conf.h"
+#include "proxy/consumers.h"
 #include "http/request.h"
 #include "proxy/router.h"
 #include "proxy/runtime.h"
@@ -50,6 +53,15 @@ typedef struct aigw_plugin_def {
     aigw_plugin_rc_t (*access)(aigw_plugin_run_t *run, void *conf);
     void (*header_filter)(aigw_plugin_run_t *run, void *conf);
     void (*log)(aigw_plugin_run_t *run, void *conf);
+    /* Optional process-wide hooks (NULL: none).
+     * global_init: main thread, once, before the first runtime is loaded; conf lives until
+     *   global_shutdown. Non-zero refuses to start the daemon (log why).
+     * global_shutdown: main thread, after every worker ended and the last runtime is gone.
+     * worker_close: a proxy worker's thread when it shuts down: close (uv_close) every
+     *   handle the plugin opened on that loop, so the loop can end. */
+    int (*global_init)(const aigw_conf_t *conf);
+    void (*global_shutdown)(void);
+    void (*worker_close)(uv_loop_t *loop);
 } aigw_plugin_def_t;
 
 /* One plugin entity of the runtime. */
@@ -79,9 +91,22 @@ struct aigw_plugin_run {
     const char *client_ip;               /* (in) after trusted_ips / real_ip_header */
     int status;                          /* the response status, for header_filter and log */
 
-    /* The authenticated consumer and credential, set by auth plugins (issue 6). */
-    const char *consumer_id;
-    const char *credential_id;
+    uv_loop_t *loop;                     /* (in) the worker's loop */
+
+    /* The authenticated consumer and credential, set with aigw_plugin_authenticate*. */
+    const aigw_rt_consumer_t *consumer;
+    const char *consumer_id;             /* consumer->id, or NULL */
+    const char *credential_id;           /* NULL when none (also for the anonymous consumer) */
+    int anonymous;                       /* the consumer is a plugin's `anonymous` one */
+    aigw_str_t authenticated_scope;      /* oauth2 */
+    aigw_str_t authenticated_userid;     /* oauth2 */
+
+    /* Upstream request rewrites by plugins (hide_credentials): a replaced query string
+     * (without '?'; empty drops it) and a replaced body. */
+    int query_set;
+    aigw_str_t query;
+    int body_set;
+    aigw_str_t body;
 
     /* Upstream request header edits: set (replace) and removed names. */
     aigw_plugin_hdr_t *set;
@@ -111,6 +136,8 @@ struct aigw_plugin_run {
     int logged;
     int in_access;
     int async_resumed;
+    void (*cancel)(void *ud);
+    void *cancel_ud;
 };
 
 /* ---- the implementations ---- */
@@ -127,6 +154,13 @@ const aigw_plugin_def_t *aigw_plugin_def_find(const char *name);
  * without an implementation makes every request it applies to answer 500 (fail closed). */
 int aigw_plugins_load(aigw_runtime_t *rt, const json_t *plugins, char *err, size_t errlen);
 void aigw_plugins_unload(aigw_runtime_t *rt);
+
+/* Main thread: every implementation's global_init (before the first runtime) and
+ * global_shutdown (after the workers and the last runtime). */
+int aigw_plugins_global_init(const aigw_conf_t *conf);
+void aigw_plugins_global_shutdown(void);
+/* A proxy worker's thread at its shutdown: every implementation's worker_close. */
+void aigw_plugins_worker_close(uv_loop_t *loop);
 
 /* ---- proxy side ---- */
 
@@ -166,5 +200,45 @@ aigw_plugin_rc_t aigw_plugin_exit(aigw_plugin_run_t *run, int status, aigw_str_t
 aigw_plugin_rc_t aigw_plugin_exit_message(aigw_plugin_run_t *run, int status, const char *msg);
 /* An asynchronous access handler is done: rc NEXT or EXIT. Worker thread of the request. */
 void aigw_plugin_resume(aigw_plugin_run_t *run, aigw_plugin_rc_t rc);
+/* A plugin that returned AIGW_PLUGIN_ASYNC registers fn: when the request ends before it
+ * resumed (the client went away), fn(ud) runs once instead, on the worker thread, and the
+ * plugin must then never touch run again (nor call aigw_plugin_resume). Resuming clears it. */
+void aigw_plugin_on_cancel(aigw_plugin_run_t *run, void (*fn)(void *ud), void *ud);
+/* Proxy side: the request ends; runs a pending cancel callback. */
+void aigw_plugins_cancel(aigw_plugin_run_t *run);
+
+/* kong.response.error(status, msg): Kong's error body with request_id, in the format the
+ * Accept header asks for (JSON by default). Response headers set before (WWW-Authenticate)
+ * go out with it. */
+aigw_plugin_rc_t aigw_plugin_error(aigw_plugin_run_t *run, int status, const char *msg);
+
+/* ---- consumer identity (reference/plugins.md 1.4) ---- */
+
+/* Kong's set_consumer for an authenticated request: sets run->consumer/consumer_id/
+ * credential_id and the upstream headers X-Consumer-ID, X-Consumer-Custom-ID,
+ * X-Consumer-Username (cleared when unset), X-Credential-Identifier (cleared when
+ * identifier is empty), and clears X-Anonymous-Consumer. credential_id may be NULL. */
+void aigw_plugin_authenticate(aigw_plugin_run_t *run, const aigw_rt_consumer_t *consumer,
+                              const char *credential_id, aigw_str_t identifier);
+/* 1 when an earlier auth plugin set a credential: a plugin with `anonymous` configured then
+ * does nothing (Kong's "logical OR"). */
+int aigw_plugin_has_credential(const aigw_plugin_run_t *run);
+/* The failure path of an auth plugin with `anonymous` set (ref = id or username): sets that
+ * consumer (X-Anonymous-Consumer: true, no credential) and returns NEXT; when no such
+ * consumer exists answers 500 "anonymous consumer <ref> is configured but doesn't exist"
+ * (error JSON, logged) and returns EXIT. */
+aigw_plugin_rc_t aigw_plugin_authenticate_anonymous(aigw_plugin_run_t *run, const char *ref);
+
+/* hide_credentials helpers: the request's query with every argument named name removed
+ * (name compared after percent-decoding), and the same for an
+ * application/x-www-form-urlencoded body. They set run->query / run->body. */
+int aigw_plugin_drop_query_arg(aigw_plugin_run_t *run, const char *name);
+int aigw_plugin_drop_form_field(aigw_plugin_run_t *run, const char *name);
+/* The first value of a query argument / form field (percent-decoded into the request
+ * arena), or {NULL,0} when absent; *count gets how many times it occurs (may be NULL). */
+aigw_str_t aigw_plugin_query_arg(aigw_plugin_run_t *run, const char *name, size_t *count);
+aigw_str_t aigw_plugin_form_field(aigw_plugin_run_t *run, const char *name, size_t *count);
+/* The request's body as the upstream will see it (after a plugin's replacement), or {NULL,0}. */
+aigw_str_t aigw_plugin_body(const aigw_plugin_run_t *run);
 
 #endif

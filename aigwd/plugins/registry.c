@@ -6,6 +6,12 @@
 
 static const aigw_plugin_def_t *const defs[] = {
     &aigw_plugin_def_correlation_id,       /* 100001 */
+    &aigw_plugin_def_jwt,                  /* 1450 */
+    &aigw_plugin_def_oauth2,               /* 1400 */
+    &aigw_plugin_def_key_auth,             /* 1250 */
+    &aigw_plugin_def_basic_auth,           /* 1100 */
+    &aigw_plugin_def_acl,                  /* 950 */
+    &aigw_plugin_def_rate_limiting,        /* 910 */
     &aigw_plugin_def_request_termination,  /* 2 */
 };
 

@@ -33,6 +33,7 @@
 #include "plugins/plugins.h"
 #include "proxy/balancer.h"
 #include "proxy/certs.h"
+#include "proxy/consumers.h"
 #include "proxy/healthcheck.h"
 
 #define HTTP_PROTOS (AIGW_PROTO_HTTP | AIGW_PROTO_HTTPS | AIGW_PROTO_GRPC | AIGW_PROTO_GRPCS)
@@ -501,6 +502,7 @@ static void runtime_free(aigw_runtime_t *rt)
     aigw_plugins_unload(rt);
     aigw_certs_unref(rt->certs);
     aigw_balancers_unref(rt->balancers);
+    aigw_consumers_free(rt->consumers);
     aigw_router_free(rt->router);
     chunks_free(p->chunks);
 }
@@ -628,8 +630,17 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
         aigw_router_free(rt->router);
         goto out;
     }
+    rt->consumers = aigw_consumers_build(root, rerr, sizeof(rerr));
+    if (!rt->consumers) {
+        fail(&c, "%s", rerr);
+        aigw_balancers_unref(rt->balancers);
+        aigw_certs_unref(rt->certs);
+        aigw_router_free(rt->router);
+        goto out;
+    }
     if (aigw_plugins_load(rt, json_object_get(root, "plugins"), rerr, sizeof(rerr)) != 0) {
         fail(&c, "%s", rerr);
+        aigw_consumers_free(rt->consumers);
         aigw_balancers_unref(rt->balancers);
         aigw_certs_unref(rt->certs);
         aigw_router_free(rt->router);

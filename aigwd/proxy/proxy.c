@@ -109,6 +109,7 @@ void aigw_proxy_worker_close(aigw_proxy_worker_t *pw)
     if (!pw)
         return;
     aigw_uppool_close_idle(pw->pool);
+    aigw_plugins_worker_close(pw->loop);
     /* lookups still in the thread pool finish on the loop and free themselves */
     aigw_dns_free(pw->dns);
     pw->dns = NULL;
@@ -188,6 +189,7 @@ static void pctx_release(pctx_t *x)
         aigw_balancer_release(x->bal, x->pick.target);
         x->picked = 0;
     }
+    aigw_plugins_cancel(&x->run);
     aigw_plugins_log(&x->run);
     aigw_runtime_unref(x->rt);
     x->rt = NULL;
@@ -356,7 +358,8 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
     int en = aigw_path_escape(up, esc, up.n * 3 + 1);
     if (en < 0)
         return -1;
-    int has_q = memchr(req->target.p, '?', req->target.n) != NULL;
+    int has_q = x->run.query_set ? x->run.query.n > 0
+                                 : memchr(req->target.p, '?', req->target.n) != NULL;
 
     const aigw_http_header_t *connh = req_header(req, "connection");
     aigw_str_t connection = connh ? connh->value : AIGW_STR_NULL;
@@ -390,7 +393,8 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
         host = (aigw_str_t){ hostbuf, hn > 0 && (size_t)hn < sizeof(hostbuf) ? (size_t)hn : 0 };
     }
 
-    size_t cap = 512 + req->method_name.n + (size_t)en + req->query.n + host.n +
+    aigw_str_t query = x->run.query_set ? x->run.query : req->query;
+    size_t cap = 512 + req->method_name.n + (size_t)en + query.n + host.n +
                  (xff ? xff->value.n : 0) + (via ? via->value.n : 0) + f_proto.n + f_host.n +
                  f_port.n + f_path.n + f_prefix.n + 2 * sizeof(x->client_ip);
     for (size_t i = 0; i < req->n_headers; i++)
@@ -405,7 +409,7 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
     n += put(o + n, esc, (size_t)en);
     if (has_q) {
         o[n++] = '?';
-        n += put(o + n, req->query.p, req->query.n);
+        n += put(o + n, query.p, query.n);
     }
     n += PUT_LIT(o + n, " HTTP/1.1\r\n");
     n += put_hdr(o + n, "Host", 4, host.p, host.n);
@@ -449,15 +453,16 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
     for (size_t i = 0; i < x->run.n_set; i++)
         n += put_hdr(o + n, x->run.set[i].name.p, x->run.set[i].name.n,
                      x->run.set[i].value.p, x->run.set[i].value.n);
-    int has_body = req->body_len > 0 || req_header(req, "content-length") || req->chunked;
+    aigw_str_t body = aigw_plugin_body(&x->run);
+    int has_body = body.n > 0 || req_header(req, "content-length") || req->chunked;
     if (has_body) {
         n += PUT_LIT(o + n, "Content-Length: ");
-        n += aigw_u64_to_dec(o + n, req->body_len);
+        n += aigw_u64_to_dec(o + n, body.n);
         n += PUT_LIT(o + n, "\r\n");
     }
     n += PUT_LIT(o + n, "\r\n");
     x->out[0] = uv_buf_init(o, (unsigned)n);
-    x->out[1] = uv_buf_init(req->body, (unsigned)(req->body ? req->body_len : 0));
+    x->out[1] = uv_buf_init((char *)(uintptr_t)body.p, (unsigned)body.n);
     return 0;
 }
 
@@ -1019,6 +1024,7 @@ void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
     x->pw = pw;
     x->rt = rt;
     aigw_plugins_run_init(&x->run, rt, req);
+    x->run.loop = pw->loop;
 
     int nn = aigw_path_normalize(req->path, norm, req->path.n + 1);
     if (nn < 0) {

@@ -13,6 +13,7 @@
 typedef struct aigw_router aigw_router_t;   /* proxy/router.h */
 typedef struct aigw_certs aigw_certs_t;     /* proxy/certs.h */
 typedef struct aigw_balancers aigw_balancers_t;   /* proxy/balancer.h */
+typedef struct aigw_consumers aigw_consumers_t;   /* proxy/consumers.h */
 
 /* Protocol bits (routes.protocols, services.protocol). */
 enum {
@@ -80,6 +81,7 @@ typedef struct aigw_runtime {
     void *plugins;                /* plugins/plugins.c state: instances and per-route chains */
     aigw_certs_t *certs;          /* server contexts by SNI, upstream client contexts */
     aigw_balancers_t *balancers;  /* one per upstream entity, with shared health state */
+    aigw_consumers_t *consumers;  /* consumers and credentials, indexed for auth plugins */
     void *mem;                    /* the loader's allocation block(s); private */
 } aigw_runtime_t;
 
