@@ -124,7 +124,8 @@ static const void *table_get(const table_t *t, int tag, aigw_str_t key)
     }
 }
 
-static char *pool_add(aigw_consumers_t *c, const char *s, size_t n)
+/* n zeroed bytes (plus a NUL) owned by the index. */
+static char *pool_alloc(aigw_consumers_t *c, size_t n)
 {
     if (c->n_blocks == c->cap_blocks) {
         size_t nc = c->cap_blocks ? c->cap_blocks * 2 : 64;
@@ -134,12 +135,18 @@ static char *pool_add(aigw_consumers_t *c, const char *s, size_t n)
         c->blocks = nb;
         c->cap_blocks = nc;
     }
-    char *p = malloc(n + 1);
+    char *p = calloc(1, n + 1);
     if (!p)
         return NULL;
-    memcpy(p, s, n);
-    p[n] = '\0';
     c->blocks[c->n_blocks++] = p;
+    return p;
+}
+
+static char *pool_add(aigw_consumers_t *c, const char *s, size_t n)
+{
+    char *p = pool_alloc(c, n);
+    if (p)
+        memcpy(p, s, n);
     return p;
 }
 
@@ -305,7 +312,7 @@ static int get_str_array(aigw_consumers_t *c, const json_t *o, const char *key,
     size_t n = json_array_size(v);
     if (!n)
         return 0;
-    aigw_str_t *arr = (aigw_str_t *)(void *)pool_add(c, "", n * sizeof(aigw_str_t));
+    aigw_str_t *arr = (aigw_str_t *)(void *)pool_alloc(c, n * sizeof(aigw_str_t));
     if (!arr)
         return -1;
     for (size_t i = 0; i < n; i++) {
