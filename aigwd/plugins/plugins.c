@@ -148,15 +148,18 @@ int aigw_plugins_load(aigw_runtime_t *rt, const json_t *plugins, char *err, size
             p->conf = p->def->configure(cfg, why, sizeof(why));
             json_decref(empty);
             if (!p->conf) {
-                snprintf(err, errlen, "plugin %s (%s): %s", name, p->id, why[0] ? why : "bad config");
-                s->n_inst++;
-                state_free(s);
-                return -1;
+                /* One unusable instance must not hold back the rest of the configuration:
+                 * it fails closed, as one without an implementation does. */
+                AIGW_LOG(AIGW_LOG_ERR, "plugin %s (%s) cannot be used: %s; requests it applies "
+                                       "to are answered 500", name, p->id,
+                         why[0] ? why : "bad config");
+                p->def = NULL;
+                p->conf = NULL;
             }
-        }
-        if (!p->def)
+        } else if (!p->def) {
             AIGW_LOG(AIGW_LOG_ERR, "plugin %s (%s) is not available in this build: requests it "
                                    "applies to are answered 500", name, p->id);
+        }
         if (p->route_id[0] || p->service_id[0])
             any_scoped = 1;
         s->n_inst++;
@@ -341,7 +344,7 @@ void aigw_plugins_access(aigw_plugin_run_t *run, void (*done)(aigw_plugin_run_t 
     const chain_t *ch = chain_of(run);
     if (ch && ch->blocked) {
         AIGW_LOG(AIGW_LOG_ERR, "refusing a request: a plugin configured for it is not "
-                               "available in this build");
+                               "available in this build or its configuration cannot be used");
         aigw_plugin_exit_message(run, 500, "An unexpected error occurred");
         access_finish(run);
         return;
@@ -636,11 +639,10 @@ aigw_plugin_rc_t aigw_plugin_authenticate_anonymous(aigw_plugin_run_t *run, cons
     const aigw_rt_consumer_t *c =
         aigw_consumer_by_ref(run->rt ? run->rt->consumers : NULL, aigw_str_c(ref));
     if (!c) {
-        char msg[320];
-        snprintf(msg, sizeof(msg), "anonymous consumer %.200s is configured but doesn't exist",
+        /* Kong: set_consumer(nil) raises, which answers the generic 500 */
+        AIGW_LOG(AIGW_LOG_ERR, "anonymous consumer %.200s is configured but doesn't exist",
                  ref ? ref : "");
-        AIGW_LOG(AIGW_LOG_ERR, "%s", msg);
-        return aigw_plugin_error(run, 500, msg);
+        return aigw_plugin_error(run, 500, "An unexpected error occurred");
     }
     aigw_plugin_authenticate(run, c, NULL, AIGW_STR_NULL);
     run->anonymous = 1;

@@ -150,8 +150,8 @@ const aigw_plugin_def_t *aigw_plugin_def_find(const char *name);
 
 /* Builds the plugin instances and per-route chains of rt from the snapshot's "plugins"
  * array (may be NULL). Stores its state in rt->plugins. Disabled instances are left out. An
- * instance whose configure fails makes the load fail (err names the plugin and id); one
- * without an implementation makes every request it applies to answer 500 (fail closed). */
+ * instance whose configure fails, or without an implementation, is logged and makes every
+ * request it applies to answer 500 (fail closed); the rest of the configuration loads. */
 int aigw_plugins_load(aigw_runtime_t *rt, const json_t *plugins, char *err, size_t errlen);
 void aigw_plugins_unload(aigw_runtime_t *rt);
 
@@ -225,8 +225,8 @@ void aigw_plugin_authenticate(aigw_plugin_run_t *run, const aigw_rt_consumer_t *
 int aigw_plugin_has_credential(const aigw_plugin_run_t *run);
 /* The failure path of an auth plugin with `anonymous` set (ref = id or username): sets that
  * consumer (X-Anonymous-Consumer: true, no credential) and returns NEXT; when no such
- * consumer exists answers 500 "anonymous consumer <ref> is configured but doesn't exist"
- * (error JSON, logged) and returns EXIT. */
+ * consumer exists answers 500 "An unexpected error occurred" as Kong does (error JSON; the
+ * log says which consumer is missing) and returns EXIT. */
 aigw_plugin_rc_t aigw_plugin_authenticate_anonymous(aigw_plugin_run_t *run, const char *ref);
 
 /* hide_credentials helpers: the request's query with every argument named name removed

@@ -1,27 +1,421 @@
-/* aigwd/plugins/rate_limiting.c: the rate-limiting plugin (placeholder until its implementation lands: every
- * request it applies to is refused with 500, as for a plugin this build lacks). */
+/* aigwd/plugins/rate_limiting.c: Kong's rate-limiting (priority 910).
+ *
+ * Limits per second/minute/hour/day/month/year, windows aligned to UTC calendar periods,
+ * counted per identifier (consumer, credential, ip, service, header, path; the client IP
+ * when the chosen one is absent). Counters are keyed as Kong's
+ *   ratelimit:<route_id>:<service_id>:<identifier>:<period_date ms>:<period>
+ * where the ids are those of the instance's own scope (the zero UUID when unscoped).
+ *
+ * aigw is exact where Kong is not (reference/differences.md):
+ *  - local (and cluster, which aigw serves from the same node-wide store): one atomic step
+ *    reads every period's counter and, only when all are below their limits, adds 1 to each
+ *    (Kong counts admitted requests only, as here, but after answering);
+ *  - redis: one EVAL INCRs every period's key (Kong's usage(): every request counts, also a
+ *    rejected one) and the counts it returns decide, so nodes sharing a Redis admit exactly
+ *    the limit. The call is asynchronous on the worker's loop and bounded by redis.timeout.
+ * A storage failure lets the request through without headers (fault_tolerant) or answers
+ * 500 "An unexpected error occurred". */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include "core/log.h"
 #include "plugins/impl.h"
+#include "plugins/ratelimit_local.h"
+#include "plugins/ratelimit_redis.h"
 
-static void *configure(const json_t *config, char *err, size_t errlen)
+enum { BY_CONSUMER, BY_CREDENTIAL, BY_IP, BY_SERVICE, BY_HEADER, BY_PATH };
+enum { POL_LOCAL, POL_CLUSTER, POL_REDIS };
+
+static const char ZERO_UUID[] = "00000000-0000-0000-0000-000000000000";
+
+typedef struct conf {
+    double limit[AIGW_RL_NPERIODS];
+    int has[AIGW_RL_NPERIODS];
+    int limit_by;
+    int policy;
+    int fault_tolerant;
+    int hide;
+    int error_code;
+    char *error_message;
+    char *header_name;
+    char *path;
+    char *host;
+    char *user;
+    char *pass;
+    int port;
+    int db;
+    int timeout_ms;
+} conf_t;
+
+static atomic_int cluster_warned;
+
+static void free_conf(void *p)
 {
-    static int none;
-    (void)config;
-    (void)err;
-    (void)errlen;
-    return &none;
+    conf_t *k = p;
+    if (!k)
+        return;
+    free(k->error_message);
+    free(k->header_name);
+    free(k->path);
+    free(k->host);
+    free(k->user);
+    free(k->pass);
+    free(k);
+}
+
+static char *opt_dup(const json_t *v)
+{
+    return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+/* config.redis.<name>, or the deprecated flat config.redis_<name> when the record lacks it. */
+static const json_t *redis_field(const json_t *c, const char *name)
+{
+    const json_t *v = json_object_get(json_object_get(c, "redis"), name);
+    if (v && !json_is_null(v))
+        return v;
+    char flat[64];
+    snprintf(flat, sizeof(flat), "redis_%s", name);
+    v = json_object_get(c, flat);
+    return v && !json_is_null(v) ? v : NULL;
+}
+
+static void *configure(const json_t *c, char *err, size_t errlen)
+{
+    conf_t *k = calloc(1, sizeof(*k));
+    if (!k) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    int any = 0;
+    for (size_t i = 0; i < AIGW_RL_NPERIODS; i++) {
+        const json_t *v = json_object_get(c, aigw_rl_period_names[i]);
+        if (json_is_number(v)) {
+            k->has[i] = 1;
+            k->limit[i] = json_number_value(v);
+            any = 1;
+        }
+    }
+    static const char *const by[] = {"consumer", "credential", "ip", "service", "header",
+                                     "path"};
+    const char *lb = json_string_value(json_object_get(c, "limit_by"));
+    k->limit_by = BY_CONSUMER;
+    for (size_t i = 0; lb && i < sizeof(by) / sizeof(by[0]); i++)
+        if (strcmp(lb, by[i]) == 0)
+            k->limit_by = (int)i;
+    const char *pol = json_string_value(json_object_get(c, "policy"));
+    k->policy = pol && strcmp(pol, "redis") == 0     ? POL_REDIS
+                : pol && strcmp(pol, "cluster") == 0 ? POL_CLUSTER
+                                                     : POL_LOCAL;
+    k->fault_tolerant = !json_is_false(json_object_get(c, "fault_tolerant"));
+    k->hide = json_is_true(json_object_get(c, "hide_client_headers"));
+    const json_t *ec = json_object_get(c, "error_code");
+    k->error_code = json_is_number(ec) ? (int)json_number_value(ec) : 429;
+    const json_t *em = json_object_get(c, "error_message");
+    k->error_message = strdup(json_is_string(em) ? json_string_value(em)
+                                                 : "API rate limit exceeded");
+    k->header_name = opt_dup(json_object_get(c, "header_name"));
+    k->path = opt_dup(json_object_get(c, "path"));
+    if (!k->error_message) {
+        free_conf(k);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (!any) {
+        free_conf(k);
+        snprintf(err, errlen, "at least one of these fields must be non-empty: 'config.second', "
+                              "'config.minute', 'config.hour', 'config.day', 'config.month', "
+                              "'config.year'");
+        return NULL;
+    }
+    if (k->policy == POL_REDIS) {
+        k->host = opt_dup(redis_field(c, "host"));
+        k->user = opt_dup(redis_field(c, "username"));
+        k->pass = opt_dup(redis_field(c, "password"));
+        const json_t *v = redis_field(c, "port");
+        k->port = json_is_integer(v) ? (int)json_integer_value(v) : 6379;
+        v = redis_field(c, "database");
+        k->db = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+        v = redis_field(c, "timeout");
+        k->timeout_ms = json_is_integer(v) ? (int)json_integer_value(v) : 2000;
+        if (k->timeout_ms <= 0)
+            k->timeout_ms = 60000;   /* 0: the cosocket default (60 s), still a bound */
+        if (!k->host) {
+            free_conf(k);
+            snprintf(err, errlen, "rate-limiting: the redis policy needs config.redis.host");
+            return NULL;
+        }
+        if (json_is_true(redis_field(c, "ssl"))) {
+            free_conf(k);
+            snprintf(err, errlen, "rate-limiting: config.redis.ssl = true is not supported by "
+                                  "this build (its hiredis 0.14 has no TLS)");
+            return NULL;
+        }
+    } else if (k->policy == POL_CLUSTER && !atomic_exchange(&cluster_warned, 1)) {
+        AIGW_LOG(AIGW_LOG_WARN, "rate-limiting: policy \"cluster\" counts on this node only "
+                                "(as \"local\"); use \"redis\" to share counters between nodes");
+    }
+    return k;
+}
+
+/* ---- identity and keys ------------------------------------------------------------------ */
+
+static aigw_str_t identifier(const aigw_plugin_run_t *run, const conf_t *k)
+{
+    aigw_str_t id = AIGW_STR_NULL;
+    switch (k->limit_by) {
+    case BY_SERVICE:
+        if (run->service)
+            id = aigw_str_c(run->service->id);
+        break;
+    case BY_CONSUMER:
+        if (run->consumer_id)
+            id = aigw_str_c(run->consumer_id);
+        else if (run->credential_id)
+            id = aigw_str_c(run->credential_id);
+        break;
+    case BY_CREDENTIAL:
+        if (run->credential_id)
+            id = aigw_str_c(run->credential_id);
+        break;
+    case BY_HEADER:
+        if (k->header_name)
+            id = aigw_plugin_req_header(run, k->header_name);
+        break;
+    case BY_PATH:
+        if (k->path && aigw_str_eq(run->norm_path, aigw_str_c(k->path)))
+            id = run->norm_path;
+        break;
+    default:
+        break;
+    }
+    if (!id.p)
+        id = aigw_str_c(run->client_ip ? run->client_ip : "");
+    return id;
+}
+
+/* The route and service ids of the instance whose conf this is (Kong's conf.route_id and
+ * conf.service_id), the zero UUID for an unscoped side. */
+static void scope_ids(const aigw_plugin_run_t *run, const void *conf, const char **route,
+                      const char **service)
+{
+    *route = ZERO_UUID;
+    *service = ZERO_UUID;
+    for (size_t i = run->n_active; i-- > 0;) {
+        const aigw_rt_plugin_t *p = run->active[i];
+        if (p->conf == conf) {
+            if (p->route_id[0])
+                *route = p->route_id;
+            if (p->service_id[0])
+                *service = p->service_id;
+            return;
+        }
+    }
+}
+
+/* ---- the decision ------------------------------------------------------------------------ */
+
+typedef struct pending {
+    aigw_plugin_run_t *run;
+    const conf_t *conf;
+    aigw_rl_redis_call_t *call;
+    int64_t now;
+    size_t n;
+    int period[AIGW_RL_NPERIODS];
+} pending_t;
+
+static void set_num(aigw_plugin_run_t *run, const char *name, double v)
+{
+    char buf[48];
+    int n = snprintf(buf, sizeof(buf), "%.14g", v);
+    aigw_plugin_resp_set_header(run, name, (aigw_str_t){buf, (size_t)n});
+}
+
+/* Kong's access() after get_usage: headers, then 429 when a period is used up. */
+static aigw_plugin_rc_t decide(aigw_plugin_run_t *run, const conf_t *k, int64_t now,
+                               const int *period, const int64_t *usage, size_t n)
+{
+    int stop = -1;
+    for (size_t i = 0; i < n; i++)
+        if (k->limit[period[i]] - (double)usage[i] <= 0)
+            stop = period[i];
+    double reset = 0;
+    if (!k->hide) {
+        int64_t start[AIGW_RL_NPERIODS], end[AIGW_RL_NPERIODS];
+        aigw_rl_windows(now, start, end);
+        int have = 0;
+        double limit = 0, remaining = 0;
+        int64_t window = 0;
+        char name[64];
+        for (size_t i = 0; i < n; i++) {
+            int p = period[i];
+            double cur_limit = k->limit[p];
+            int64_t cur_window = aigw_rl_expiration[p];
+            double cur_rem = cur_limit - (double)usage[i];
+            if (stop < 0 || stop == p)
+                cur_rem -= 1;
+            if (cur_rem < 0)
+                cur_rem = 0;
+            if (!have || cur_rem < remaining || (cur_rem == remaining && cur_window > window)) {
+                have = 1;
+                limit = cur_limit;
+                window = cur_window;
+                remaining = cur_rem;
+                int64_t r = cur_window - (now - start[p]);
+                reset = (double)(r < 1 ? 1 : r);
+            }
+            snprintf(name, sizeof(name), "X-RateLimit-Limit-%s", aigw_rl_period_titles[p]);
+            set_num(run, name, cur_limit);
+            snprintf(name, sizeof(name), "X-RateLimit-Remaining-%s", aigw_rl_period_titles[p]);
+            set_num(run, name, cur_rem);
+        }
+        set_num(run, "RateLimit-Limit", limit);
+        set_num(run, "RateLimit-Remaining", remaining);
+        set_num(run, "RateLimit-Reset", reset);
+    }
+    if (stop >= 0) {
+        if (!k->hide)
+            set_num(run, "Retry-After", reset);
+        return aigw_plugin_error(run, k->error_code, k->error_message);
+    }
+    return AIGW_PLUGIN_NEXT;
+}
+
+static aigw_plugin_rc_t storage_failed(aigw_plugin_run_t *run, const conf_t *k, const char *err)
+{
+    AIGW_LOG(AIGW_LOG_ERR, "rate-limiting: failed to get usage: %s", err);
+    if (k->fault_tolerant)
+        return AIGW_PLUGIN_NEXT;
+    return aigw_plugin_error(run, 500, "An unexpected error occurred");
+}
+
+static void on_redis(void *ud, int ok, const int64_t *usage, size_t n, const char *err)
+{
+    pending_t *p = ud;
+    aigw_plugin_run_t *run = p->run;
+    const conf_t *k = p->conf;
+    aigw_plugin_rc_t rc;
+    if (!ok || n != p->n)
+        rc = storage_failed(run, k, err ? err : "unexpected reply from Redis");
+    else
+        rc = decide(run, k, p->now, p->period, usage, n);
+    free(p);
+    aigw_plugin_resume(run, rc);
+}
+
+static void on_cancel(void *ud)
+{
+    pending_t *p = ud;
+    aigw_rl_redis_cancel(p->call);
+    free(p);
 }
 
 static aigw_plugin_rc_t access_phase(aigw_plugin_run_t *run, void *conf)
 {
+    const conf_t *k = conf;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec;
+
+    aigw_str_t id = identifier(run, k);
+    const char *route_id, *service_id;
+    scope_ids(run, conf, &route_id, &service_id);
+    int64_t start[AIGW_RL_NPERIODS], end[AIGW_RL_NPERIODS];
+    aigw_rl_windows(now, start, end);
+
+    char *keys[AIGW_RL_NPERIODS];
+    double limits[AIGW_RL_NPERIODS];
+    int64_t expire_at[AIGW_RL_NPERIODS], ttl[AIGW_RL_NPERIODS];
+    int period[AIGW_RL_NPERIODS];
+    size_t n = 0;
+    for (int p = 0; p < AIGW_RL_NPERIODS; p++) {
+        if (!k->has[p])
+            continue;
+        int len = snprintf(NULL, 0, "ratelimit:%s:%s:%.*s:%lld:%s", route_id, service_id,
+                           (int)id.n, id.p ? id.p : "", (long long)start[p] * 1000,
+                           aigw_rl_period_names[p]);
+        char *key = len > 0 ? aigw_arena_alloc(&run->req->arena, (size_t)len + 1) : NULL;
+        if (!key)
+            return storage_failed(run, k, "out of memory");
+        snprintf(key, (size_t)len + 1, "ratelimit:%s:%s:%.*s:%lld:%s", route_id, service_id,
+                 (int)id.n, id.p ? id.p : "", (long long)start[p] * 1000,
+                 aigw_rl_period_names[p]);
+        keys[n] = key;
+        limits[n] = k->limit[p];
+        expire_at[n] = end[p];
+        ttl[n] = aigw_rl_expiration[p];
+        period[n] = p;
+        n++;
+    }
+
+    if (k->policy != POL_REDIS) {
+        int64_t usage[AIGW_RL_NPERIODS];
+        int rc = aigw_rl_local_take((const char *const *)(void *)keys, limits, expire_at, n,
+                                    now, usage);
+        if (rc < 0)
+            return storage_failed(run, k, "could not count in the local store (full or out "
+                                          "of memory)");
+        return decide(run, k, now, period, usage, n);
+    }
+
+    pending_t *p = calloc(1, sizeof(*p));
+    if (!p)
+        return storage_failed(run, k, "out of memory");
+    p->run = run;
+    p->conf = k;
+    p->now = now;
+    p->n = n;
+    memcpy(p->period, period, sizeof(period));
+    aigw_rl_redis_target_t t = {
+        .host = k->host,
+        .port = k->port,
+        .database = k->db,
+        .username = k->user,
+        .password = k->pass,
+        .timeout_ms = k->timeout_ms,
+    };
+    char err[300];
+    p->call = aigw_rl_redis_incr(run->loop, &t, (const char *const *)(void *)keys, ttl, n,
+                                 on_redis, p, err, sizeof(err));
+    if (!p->call) {
+        free(p);
+        return storage_failed(run, k, err);
+    }
+    aigw_plugin_on_cancel(run, on_cancel, p);
+    return AIGW_PLUGIN_ASYNC;
+}
+
+/* ---- process and worker hooks ------------------------------------------------------------ */
+
+static int global_init(const aigw_conf_t *conf)
+{
     (void)conf;
-    AIGW_LOG(AIGW_LOG_ERR, "refusing a request: the rate-limiting plugin is not implemented yet");
-    return aigw_plugin_exit_message(run, 500, "An unexpected error occurred");
+    if (aigw_rl_local_init(0) != 0) {
+        AIGW_LOG(AIGW_LOG_ERR, "rate-limiting: cannot create the counter store");
+        return -1;
+    }
+    return 0;
+}
+
+static void global_shutdown(void)
+{
+    aigw_rl_local_shutdown();
+}
+
+static void worker_close(uv_loop_t *loop)
+{
+    aigw_rl_redis_worker_close(loop);
 }
 
 const aigw_plugin_def_t aigw_plugin_def_rate_limiting = {
     .name = "rate-limiting",
     .priority = 910,
     .configure = configure,
+    .free_conf = free_conf,
     .access = access_phase,
+    .global_init = global_init,
+    .global_shutdown = global_shutdown,
+    .worker_close = worker_close,
 };

@@ -622,7 +622,7 @@ static const aigw_field_t oauth2_code_fields[] = {
 static const aigw_entity_t oauth2_authorization_codes = {
     .name = "oauth2_authorization_codes",
     .fields = oauth2_code_fields,
-    .flags = AIGW_E_NO_UPDATED_AT,
+    .flags = AIGW_E_NO_UPDATED_AT | AIGW_E_RUNTIME_DATA,
 };
 
 static const char *const token_types[] = { "bearer", NULL };
@@ -651,7 +651,7 @@ static const aigw_entity_t oauth2_tokens = {
     .parent_field = "credential",
     .endpoint_key = "access_token",
     .fields = oauth2_token_fields,
-    .flags = AIGW_E_NO_UPDATED_AT,
+    .flags = AIGW_E_NO_UPDATED_AT | AIGW_E_RUNTIME_DATA,
 };
 
 /* ---- the list and lookups -------------------------------------------------------------------- */

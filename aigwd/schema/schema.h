@@ -90,6 +90,9 @@ enum {
     AIGW_E_CREDENTIAL = 1u << 1,      /* belongs to a consumer (jwt, key-auth, ...) */
     AIGW_E_NO_TOP_LEVEL = 1u << 2,    /* no top-level collection (targets) */
     AIGW_E_PLUGIN = 1u << 3,          /* `config` validated by the plugin named in `name` */
+    AIGW_E_RUNTIME_DATA = 1u << 4,    /* written by the proxy (oauth2 tokens and codes): not
+                                         configuration, so never in a snapshot, and writing
+                                         it does not move the configuration version */
 };
 
 struct aigw_entity {

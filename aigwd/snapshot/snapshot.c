@@ -23,8 +23,7 @@ static size_t nsubs;
 /* Runtime data of the oauth2 plugin is not configuration (Kong does not export it). */
 static int is_config_entity(const aigw_entity_t *e)
 {
-    return strcmp(e->name, "oauth2_tokens") != 0 &&
-           strcmp(e->name, "oauth2_authorization_codes") != 0;
+    return !(e->flags & AIGW_E_RUNTIME_DATA);
 }
 
 

@@ -573,11 +573,13 @@ void aigw_store_rollback(aigw_store_t *s)
  * otherwise refuse every later statement). */
 typedef struct op {
     int implicit;
+    int no_bump;        /* runtime data (AIGW_E_RUNTIME_DATA): the version stays */
 } op_t;
 
 static int op_begin(aigw_store_t *s, op_t *op, aigw_db_error_t *err)
 {
     op->implicit = !s->in_tx;
+    op->no_bump = 0;
     if (op->implicit)
         return aigw_store_begin(s, err);
     return q(s, "SAVEPOINT aigw_op", NULL, 0, NULL, err);
@@ -596,7 +598,7 @@ static int op_end(aigw_store_t *s, op_t *op, int result, aigw_db_error_t *err)
         }
         return -1;
     }
-    if (result > 0)
+    if (result > 0 && !op->no_bump)
         s->dirty = 1;
     if (op->implicit) {
         if (aigw_store_commit(s, err) != 0) {
@@ -1008,6 +1010,7 @@ static int write_row(aigw_store_t *s, const aigw_entity_t *e, const json_t *obj,
     int result = -1, race = 0;
     if (op_begin(s, &op, err) != 0)
         goto out;
+    op.no_bump = (e->flags & AIGW_E_RUNTIME_DATA) != 0;
     /* Rows past their ttl hold no keys: Kong never reads them. */
     if (has_ttl(e) && purge_expired(s, e, err) != 0)
         goto end;
@@ -1118,6 +1121,7 @@ int aigw_store_delete(aigw_store_t *s, const aigw_entity_t *e, const char *id,
     op_t op;
     if (op_begin(s, &op, err) != 0)
         return -1;
+    op.no_bump = (e->flags & AIGW_E_RUNTIME_DATA) != 0;
     snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = $1", e->name);
     int result = exists(s, sql, p, 1, err);
     if (result > 0 && restrict_check(s, e, e, "= $1", id, 0, err) != 0)
@@ -1649,8 +1653,8 @@ int aigw_store_expire(aigw_store_t *s, aigw_db_error_t *err)
     char now[32], sql[256];
     now_text(now);
     const char *p[] = { now };
-    int any = 0;
-    for (size_t i = 0; aigw_entities[i] && !any; i++) {
+    int any = 0, any_config = 0;
+    for (size_t i = 0; aigw_entities[i] && !any_config; i++) {
         const aigw_entity_t *e = aigw_entities[i];
         if (!has_ttl(e) || !aigw_store__ident_ok(e->name))
             continue;
@@ -1660,13 +1664,17 @@ int aigw_store_expire(aigw_store_t *s, aigw_db_error_t *err)
         int r = exists(s, sql, p, 1, err);
         if (r < 0)
             return -1;
-        any = r;
+        any |= r;
+        if (r && !(e->flags & AIGW_E_RUNTIME_DATA))
+            any_config = 1;
     }
     if (!any)
         return 0;
     op_t op;
     if (op_begin(s, &op, err) != 0)
         return -1;
+    /* expired tokens and codes leave no trace in the configuration */
+    op.no_bump = !any_config;
     int result = 1;
     for (size_t i = 0; aigw_entities[i] && result > 0; i++)
         if (has_ttl(aigw_entities[i]) && aigw_store__ident_ok(aigw_entities[i]->name) &&

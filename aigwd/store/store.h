@@ -154,7 +154,8 @@ int aigw_store_tags(aigw_store_t *s, const char *tag, size_t size, const char *o
 json_t *aigw_store_plugin_names(aigw_store_t *s, aigw_db_error_t *err);
 
 /* Deletes every row past its ttl (Kong's cleanup of expired rows), in one transaction that
- * raises the config version when it deletes anything. 1 deleted some, 0 none, -1 error. */
+ * raises the config version when it deletes configuration (expired oauth2 tokens and codes
+ * alone leave it). 1 deleted some, 0 none, -1 error. */
 int aigw_store_expire(aigw_store_t *s, aigw_db_error_t *err);
 
 /* ---- change notification -------------------------------------------------------------- */
