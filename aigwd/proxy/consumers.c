@@ -5,6 +5,7 @@
  * copied into one pool freed with the index. */
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,12 +55,24 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+/* SHA-256 fetched once: OpenSSL 3 looks the implementation up (under a lock) on every
+ * init given EVP_sha256(), which lookups on the request path should not pay. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 static void digest(int tag, aigw_str_t key, unsigned char out[32])
 {
     unsigned char t = (unsigned char)tag;
+    pthread_once(&sha256_once, sha256_fetch);
+    const EVP_MD *md = sha256_md ? sha256_md : EVP_sha256();
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int n = 0;
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 ||
+    if (!ctx || EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
         EVP_DigestUpdate(ctx, &t, 1) != 1 ||
         EVP_DigestUpdate(ctx, key.p ? key.p : "", key.n) != 1 ||
         EVP_DigestFinal_ex(ctx, out, &n) != 1) {
