@@ -3,40 +3,15 @@ authenticated consumer's groups, Kong's error JSON answers (403 `You cannot cons
 service`, 401 `Unauthorized`), the upstream header X-Consumer-Groups and hide_groups_header;
 aigw's whitelist / blacklist aliases, including seed 000's exact admin call. Consumers are
 authenticated with key-auth. SQLite store."""
-import re
 import uuid
 
 import pytest
 import requests
 
 from aigwtest import get, wait_until
-from upstreams import Upstream
+from proxytest import ERR_RE, JSON_CT, admin, gw, uniq, up  # noqa: F401
 
-ERR_RE = re.compile(r'^\{\n  "message":"(?P<m>[^"]*)",\n  "request_id":"(?P<rid>[0-9a-f]+)"\n\}\n?$')
-JSON_CT = "application/json; charset=utf-8"
 FORBIDDEN = "You cannot consume this service"
-
-
-@pytest.fixture(scope="module")
-def up():
-    u = Upstream()
-    yield u
-    u.close()
-
-
-@pytest.fixture(scope="module")
-def gw(aigw_module):
-    return aigw_module()
-
-
-def admin(gw, method, path, **kw):
-    r = requests.request(method, gw.admin_url + path, timeout=10, **kw)
-    assert r.status_code < 300, (method, path, r.status_code, r.text)
-    return r.json() if r.text else None
-
-
-def uniq(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
 
 
 def consumer(gw, groups=(), key=None, username=None):

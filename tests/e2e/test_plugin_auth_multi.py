@@ -5,38 +5,12 @@ fallback; plugins scoped to a consumer apply once an auth plugin identified that
 (request-termination on the anonymous consumer is Kong's documented way to require one of
 the methods); acl after either method. SQLite store."""
 import base64
-import re
 import uuid
 
 import pytest
-import requests
 
 from aigwtest import get, wait_until
-from upstreams import Upstream
-
-ERR_RE = re.compile(r'^\{\n  "message":"(?P<m>[^"]*)",\n  "request_id":"(?P<rid>[0-9a-f]+)"\n\}\n?$')
-
-
-@pytest.fixture(scope="module")
-def up():
-    u = Upstream()
-    yield u
-    u.close()
-
-
-@pytest.fixture(scope="module")
-def gw(aigw_module):
-    return aigw_module()
-
-
-def admin(gw, method, path, **kw):
-    r = requests.request(method, gw.admin_url + path, timeout=20, **kw)
-    assert r.status_code < 300, (method, path, r.status_code, r.text)
-    return r.json() if r.text else None
-
-
-def uniq(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+from proxytest import ERR_RE, admin, gw, uniq, up  # noqa: F401
 
 
 def hdr(body, name):

@@ -6,42 +6,15 @@ checked off the event loop, successes cached per worker, failures rate-limited p
 (10 failures within 10 s lock the credential's logins for 5 s)."""
 import base64
 import json
-import re
 import socket
 import threading
 import time
-import uuid
 
 import pytest
 import requests
 
-from aigwtest import RawConn, get, http, wait_until
-from upstreams import Upstream
-
-ERR_RE = re.compile(r'^\{\n  "message":"(?P<m>[^"]*)",\n  "request_id":"(?P<rid>[0-9a-f]+)"\n\}\n?$')
-JSON_CT = "application/json; charset=utf-8"
-
-
-@pytest.fixture(scope="module")
-def up():
-    u = Upstream()
-    yield u
-    u.close()
-
-
-@pytest.fixture(scope="module")
-def gw(aigw_module):
-    return aigw_module()
-
-
-def admin(gw, method, path, **kw):
-    r = requests.request(method, gw.admin_url + path, timeout=20, **kw)
-    assert r.status_code < 300, (method, path, r.status_code, r.text)
-    return r.json() if r.text else None
-
-
-def uniq(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+from aigwtest import RawConn, get, wait_until
+from proxytest import ERR_RE, JSON_CT, admin, gw, uniq, up  # noqa: F401
 
 
 def consumer(gw, username=None, custom_id=None, creds=()):

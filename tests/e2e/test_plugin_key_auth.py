@@ -3,39 +3,12 @@ up (header, query, form / multipart / JSON body; key_names order), Kong's 401 er
 bodies and WWW-Authenticate values, the consumer headers the upstream sees, hide_credentials,
 run_on_preflight, anonymous and realm. SQLite store; the echo upstream reports what it got."""
 import json
-import re
 import uuid
 
 import pytest
-import requests
 
 from aigwtest import get, http, wait_until
-from upstreams import Upstream
-
-ERR_RE = re.compile(r'^\{\n  "message":"(?P<m>[^"]*)",\n  "request_id":"(?P<rid>[0-9a-f]+)"\n\}\n?$')
-JSON_CT = "application/json; charset=utf-8"
-
-
-@pytest.fixture(scope="module")
-def up():
-    u = Upstream()
-    yield u
-    u.close()
-
-
-@pytest.fixture(scope="module")
-def gw(aigw_module):
-    return aigw_module()
-
-
-def admin(gw, method, path, **kw):
-    r = requests.request(method, gw.admin_url + path, timeout=10, **kw)
-    assert r.status_code < 300, (method, path, r.status_code, r.text)
-    return r.json() if r.text else None
-
-
-def uniq(prefix):
-    return "%s-%s" % (prefix, uuid.uuid4().hex[:10])
+from proxytest import ERR_RE, JSON_CT, admin, gw, uniq, up  # noqa: F401
 
 
 def consumer(gw, username=None, custom_id=None, key=None):
