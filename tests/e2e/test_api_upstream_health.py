@@ -41,6 +41,11 @@ def make_upstream(gw, targets, path=None, **fields):  # noqa: F811
     up = gw.create("/upstreams", body)
     created = [gw.create("/upstreams/%s/targets" % name, {"target": t, "weight": w})
                for t, w in targets]
+    # the proxy reports health once its balancer has the new targets (milliseconds; longer on
+    # PostgreSQL on a busy machine)
+    ids = {t["id"] for t in created}
+    wait_until(lambda: {d["id"] for d in health(gw, name)["data"] if "health" in d} >= ids, 10,
+               what="the upstream's targets on the proxy")
     if path:
         gw.create("/services", {"name": name + "-svc", "host": name, "retries": 0})
         gw.create("/services/%s-svc/routes" % name, {"paths": [path]})
