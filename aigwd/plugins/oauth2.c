@@ -10,7 +10,6 @@
  * Thread use: configure/free_conf on the loader thread; the conf is reference-counted so a
  * job still on the store thread keeps what it reads alive after the runtime is gone. */
 #include <argon2.h>
-#include <arpa/inet.h>
 #include <math.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -54,9 +53,6 @@ typedef struct oconf {
     char *auth_header_name;
     char *realm;                    /* NULL when unset */
 } oconf_t;
-
-/* The daemon's configuration (trusted_ips), from global_init; lives until global_shutdown. */
-static _Atomic(const aigw_conf_t *) g_conf;
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -474,22 +470,12 @@ static aigw_plugin_rc_t exit_json(aigw_plugin_run_t *run, int status, json_t *bo
 
 /* ---- HTTPS --------------------------------------------------------------------------------- */
 
-static int ip_trusted(const char *ip)
-{
-    const aigw_conf_t *conf = atomic_load(&g_conf);
-    if (!conf || !ip || !conf->n_trusted_ips)
-        return 0;
-    uint8_t a[16];
-    int fam = strchr(ip, ':') ? AF_INET6 : AF_INET;
-    return inet_pton(fam, ip, a) == 1 && aigw_conf_ip_trusted(conf, fam, a);
-}
-
 /* Kong's check_https: 1 https, 0 not, -1 with *msg (several X-Forwarded-Proto values). */
 static int check_https(aigw_plugin_run_t *run, const oconf_t *c, const char **msg)
 {
     if (aigw_http_req_is_tls(run->req))
         return 1;
-    if (!c->accept_terminated || !ip_trusted(run->client_ip))
+    if (!c->accept_terminated || !run->peer_trusted)
         return 0;
     const aigw_http_header_t *h = aigw_http_req_header(run->req, AIGW_STR("x-forwarded-proto"));
     if (!h)
@@ -1630,7 +1616,6 @@ static aigw_plugin_rc_t access_phase(aigw_plugin_run_t *run, void *conf)
 
 static int global_init(const aigw_conf_t *conf)
 {
-    atomic_store(&g_conf, conf);
     if (aigw_oauth2_store_start(conf) != 0)
         AIGW_LOG(AIGW_LOG_ERR, "oauth2: token endpoints and token checks will fail");
     return 0;
@@ -1639,7 +1624,6 @@ static int global_init(const aigw_conf_t *conf)
 static void global_shutdown(void)
 {
     aigw_oauth2_store_stop();
-    atomic_store(&g_conf, NULL);
 }
 
 const aigw_plugin_def_t aigw_plugin_def_oauth2 = {

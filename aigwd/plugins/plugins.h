@@ -89,6 +89,8 @@ struct aigw_plugin_run {
     const aigw_router_match_t *match;    /* (in) regex captures */
     aigw_str_t norm_path;                /* (in) normalised request path */
     const char *client_ip;               /* (in) after trusted_ips / real_ip_header */
+    int peer_trusted;                    /* (in) the connection's peer is in trusted_ips, so
+                                            its X-Forwarded-* headers count */
     int status;                          /* the response status, for header_filter and log */
 
     uv_loop_t *loop;                     /* (in) the worker's loop */

@@ -1043,6 +1043,7 @@ void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
     x->upgrade = uh && aigw_str_ieq(aigw_str_trim(uh->value), AIGW_STR("websocket"));
     resolve_client(x);
     x->run.client_ip = x->client_ip;
+    x->run.peer_trusted = x->peer_trusted;
 
     aigw_str_t *values = names + req->n_headers + 1;
     for (size_t i = 0; i < req->n_headers; i++) {
