@@ -4,12 +4,23 @@
 #include "plugins/plugins.h"
 
 extern const aigw_plugin_def_t aigw_plugin_def_correlation_id;
+extern const aigw_plugin_def_t aigw_plugin_def_cors;
 extern const aigw_plugin_def_t aigw_plugin_def_jwt;
 extern const aigw_plugin_def_t aigw_plugin_def_oauth2;
 extern const aigw_plugin_def_t aigw_plugin_def_key_auth;
 extern const aigw_plugin_def_t aigw_plugin_def_basic_auth;
+extern const aigw_plugin_def_t aigw_plugin_def_ip_restriction;
+extern const aigw_plugin_def_t aigw_plugin_def_request_size_limiting;
 extern const aigw_plugin_def_t aigw_plugin_def_acl;
 extern const aigw_plugin_def_t aigw_plugin_def_rate_limiting;
+extern const aigw_plugin_def_t aigw_plugin_def_request_transformer;
+extern const aigw_plugin_def_t aigw_plugin_def_response_transformer;
+extern const aigw_plugin_def_t aigw_plugin_def_ai_prompt_guard;
+extern const aigw_plugin_def_t aigw_plugin_def_prometheus;
+extern const aigw_plugin_def_t aigw_plugin_def_http_log;
+extern const aigw_plugin_def_t aigw_plugin_def_file_log;
+extern const aigw_plugin_def_t aigw_plugin_def_udp_log;
+extern const aigw_plugin_def_t aigw_plugin_def_tcp_log;
 extern const aigw_plugin_def_t aigw_plugin_def_request_termination;
 
 #endif

@@ -456,6 +456,26 @@ int aigw_plugin_set_header(aigw_plugin_run_t *run, const char *name, aigw_str_t 
                   &run->cap_removed, name, value, 0);
 }
 
+static int add_in(aigw_plugin_run_t *run, aigw_plugin_hdr_t **set, size_t *n_set,
+                  size_t *cap_set, const char *name, aigw_str_t value)
+{
+    if (grow(run, (void **)set, cap_set, *n_set, sizeof(**set)) != 0)
+        return -1;
+    (*set)[*n_set] = (aigw_plugin_hdr_t){ sdup(run, aigw_str_c(name)), sdup(run, value) };
+    (*n_set)++;
+    return 0;
+}
+
+int aigw_plugin_add_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value)
+{
+    return add_in(run, &run->set, &run->n_set, &run->cap_set, name, value);
+}
+
+int aigw_plugin_resp_add_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value)
+{
+    return add_in(run, &run->resp, &run->n_resp, &run->cap_resp, name, value);
+}
+
 int aigw_plugin_clear_header(aigw_plugin_run_t *run, const char *name)
 {
     return set_in(run, &run->set, &run->n_set, &run->cap_set, &run->removed, &run->n_removed,
@@ -487,13 +507,17 @@ int aigw_plugins_resp_header_removed(const aigw_plugin_run_t *run, aigw_str_t na
 aigw_str_t aigw_plugin_req_header(const aigw_plugin_run_t *run, const char *name)
 {
     aigw_str_t nm = aigw_str_c(name);
+    /* the client's header comes first unless a plugin replaced or removed it; then lines
+     * added by plugins */
+    if (!names_has(run->removed, run->n_removed, nm)) {
+        const aigw_http_header_t *h = aigw_http_req_header(run->req, nm);
+        if (h)
+            return h->value;
+    }
     for (size_t i = 0; i < run->n_set; i++)
         if (aigw_str_ieq(run->set[i].name, nm))
             return run->set[i].value;
-    if (names_has(run->removed, run->n_removed, nm))
-        return AIGW_STR_NULL;
-    const aigw_http_header_t *h = aigw_http_req_header(run->req, nm);
-    return h ? h->value : AIGW_STR_NULL;
+    return AIGW_STR_NULL;
 }
 
 /* ---- exits -------------------------------------------------------------------------------- */

@@ -109,6 +109,10 @@ struct aigw_plugin_run {
     aigw_str_t query;
     int body_set;
     aigw_str_t body;
+    /* request-transformer: a replaced method ("" keeps the client's) and a replaced upstream
+     * path (raw, sent as given, must start with '/'; "" keeps the path Kong would send). */
+    aigw_str_t method;
+    aigw_str_t upstream_path;
 
     /* Upstream request header edits: set (replace) and removed names. */
     aigw_plugin_hdr_t *set;
@@ -191,6 +195,10 @@ aigw_str_t aigw_plugin_req_header(const aigw_plugin_run_t *run, const char *name
 /* Sets (replaces) / clears an upstream request header. 0 or -1 (out of memory). */
 int aigw_plugin_set_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value);
 int aigw_plugin_clear_header(aigw_plugin_run_t *run, const char *name);
+/* Adds one more upstream request / response header line with that name, keeping the
+ * client's / upstream's and earlier ones (Kong's add_header, used by `append`). */
+int aigw_plugin_add_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value);
+int aigw_plugin_resp_add_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value);
 /* Sets (replaces) / clears a response header. */
 int aigw_plugin_resp_set_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value);
 int aigw_plugin_resp_clear_header(aigw_plugin_run_t *run, const char *name);

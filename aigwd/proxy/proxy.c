@@ -349,15 +349,24 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
     const aigw_rt_service_t *svc = x->svc;
     const aigw_rt_route_t *route = x->route;
 
-    aigw_str_t up = upstream_path(a, route, svc, norm_path, x->match.prefix_len);
-    if (!up.p)
-        return -1;
-    char *esc = aigw_arena_alloc(a, up.n * 3 + 1);
-    if (!esc)
-        return -1;
-    int en = aigw_path_escape(up, esc, up.n * 3 + 1);
-    if (en < 0)
-        return -1;
+    char *esc;
+    int en;
+    if (x->run.upstream_path.n) {
+        /* a plugin's replaced path goes out as given */
+        esc = (char *)(uintptr_t)x->run.upstream_path.p;
+        en = (int)x->run.upstream_path.n;
+    } else {
+        aigw_str_t up = upstream_path(a, route, svc, norm_path, x->match.prefix_len);
+        if (!up.p)
+            return -1;
+        esc = aigw_arena_alloc(a, up.n * 3 + 1);
+        if (!esc)
+            return -1;
+        en = aigw_path_escape(up, esc, up.n * 3 + 1);
+        if (en < 0)
+            return -1;
+    }
+    aigw_str_t method = x->run.method.n ? x->run.method : req->method_name;
     int has_q = x->run.query_set ? x->run.query.n > 0
                                  : memchr(req->target.p, '?', req->target.n) != NULL;
 
@@ -394,7 +403,7 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
     }
 
     aigw_str_t query = x->run.query_set ? x->run.query : req->query;
-    size_t cap = 512 + req->method_name.n + (size_t)en + query.n + host.n +
+    size_t cap = 512 + method.n + (size_t)en + query.n + host.n +
                  (xff ? xff->value.n : 0) + (via ? via->value.n : 0) + f_proto.n + f_host.n +
                  f_port.n + f_path.n + f_prefix.n + 2 * sizeof(x->client_ip);
     for (size_t i = 0; i < req->n_headers; i++)
@@ -404,7 +413,7 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
     char *o = aigw_arena_alloc(a, cap);
     if (!o)
         return -1;
-    size_t n = put(o, req->method_name.p, req->method_name.n);
+    size_t n = put(o, method.p, method.n);
     o[n++] = ' ';
     n += put(o + n, esc, (size_t)en);
     if (has_q) {

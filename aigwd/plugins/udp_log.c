@@ -1,0 +1,24 @@
+/* aigwd/plugins/udp_log.c: placeholder (being written): refuses every request it applies to. */
+#include "plugins/impl.h"
+
+static void *configure(const json_t *c, char *err, size_t errlen)
+{
+    (void)c;
+    (void)err;
+    (void)errlen;
+    static int dummy;
+    return &dummy;
+}
+
+static aigw_plugin_rc_t placeholder_access(aigw_plugin_run_t *run, void *conf)
+{
+    (void)conf;
+    return aigw_plugin_error(run, 500, "An unexpected error occurred");
+}
+
+const aigw_plugin_def_t aigw_plugin_def_udp_log = {
+    .name = "udp-log",
+    .priority = 8,
+    .configure = configure,
+    .access = placeholder_access,
+};
