@@ -172,6 +172,17 @@ static const conf_key_t conf_keys[] = {
       .off = OFF(upstream_keepalive_idle_timeout), .min = 0, .max = 86400 },
     { .name = "declarative_config", .type = T_PATH, .def = "NONE",
       .off = OFF(declarative_config), .flags = F_NONE },
+    { .name = "log_redaction", .type = T_BOOL, .def = "on", .off = OFF(log_redaction) },
+    { .name = "log_redact_headers", .type = T_STR, .def = "NONE",
+      .off = OFF(log_redact_headers), .flags = F_NONE | F_EMPTY },
+    { .name = "log_redact_query_args", .type = T_STR, .def = "NONE",
+      .off = OFF(log_redact_query_args), .flags = F_NONE | F_EMPTY },
+    { .name = "log_redact_json_fields", .type = T_STR, .def = "NONE",
+      .off = OFF(log_redact_json_fields), .flags = F_NONE | F_EMPTY },
+    { .name = "log_redact_patterns", .type = T_STR, .def = "NONE",
+      .off = OFF(log_redact_patterns), .flags = F_NONE | F_EMPTY },
+    { .name = "log_request_bodies", .type = T_BOOL, .def = "off",
+      .off = OFF(log_request_bodies) },
 };
 
 #define N_KEYS (sizeof conf_keys / sizeof conf_keys[0])

@@ -121,6 +121,13 @@ typedef struct aigw_conf {
     int upstream_keepalive_idle_timeout;   /* seconds; 0 = no timeout */
     char *declarative_config;   /* absolute or NULL */
 
+    /* Log records (plugins/logrec.h): redaction on by default; lists as written (comma-
+     * separated names; patterns separated by whitespace), NULL when unset. */
+    int log_redaction;
+    char *log_redact_headers, *log_redact_query_args, *log_redact_json_fields;
+    char *log_redact_patterns;
+    int log_request_bodies;
+
     /* Every known key with its effective value as text, in table order, for GET / and
      * `aigwd check`: secrets already replaced by "******". Owned. */
     json_t *effective;

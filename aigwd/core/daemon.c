@@ -24,6 +24,7 @@
 #include "common/fs.h"
 #include "core/daemon.h"
 #include "core/log.h"
+#include "plugins/logrec.h"
 #include "plugins/plugins.h"
 #include "http/server.h"
 #include "http/tls.h"
@@ -894,6 +895,12 @@ static void reload(node_t *n)
         aigw_cfg_release(nc);
         return;
     }
+    if (aigw_logrec_configure(&nc->conf, err, sizeof(err)) != 0) {
+        AIGW_LOG(AIGW_LOG_ERR, "reload failed, still running the previous configuration: %s",
+                 err);
+        aigw_cfg_release(nc);
+        return;
+    }
     if (prepare_prefix(&nc->conf, err, sizeof(err)) != 0 ||
         build_ctxs(&nc->conf, ctx, err, sizeof(err)) != 0) {
         AIGW_LOG(AIGW_LOG_ERR, "reload failed, still running the previous configuration: %s",
@@ -972,6 +979,7 @@ static void on_signal(uv_signal_t *s, int signum)
     case SIGUSR1:
         AIGW_LOG(AIGW_LOG_NOTICE, "reopening log files");
         aigw_log_reopen();
+        aigw_plugins_reopen();
         break;
     default:
         stop_all(n);

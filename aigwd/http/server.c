@@ -806,6 +806,16 @@ int aigw_http_req_is_tls(const aigw_http_req_t *req)
     return req->conn ? req->conn->is_tls : 0;
 }
 
+void aigw_http_req_tls_info(const aigw_http_req_t *req, const char **version,
+                            const char **cipher)
+{
+    *version = *cipher = NULL;
+    if (!req->conn || !req->conn->ssl)
+        return;
+    *version = SSL_get_version(req->conn->ssl);
+    *cipher = SSL_get_cipher_name(req->conn->ssl);
+}
+
 const char *aigw_http_req_sni(const aigw_http_req_t *req)
 {
     if (!req->conn || !req->conn->ssl)

@@ -174,6 +174,9 @@ void aigw_http_req_local_addr(const aigw_http_req_t *req, char *out, size_t cap)
 int aigw_http_req_local_port(const aigw_http_req_t *req);
 int aigw_http_req_is_tls(const aigw_http_req_t *req);
 const char *aigw_http_req_sni(const aigw_http_req_t *req);
+/* The TLS connection's protocol ("TLSv1.3") and cipher (OpenSSL names), or NULLs. */
+void aigw_http_req_tls_info(const aigw_http_req_t *req, const char **version,
+                            const char **cipher);
 
 /* An error nginx would produce (upstream 502/503/504): Kong's error_handlers.lua body, in
  * the format of Accept, else Content-Type, else text/plain. */

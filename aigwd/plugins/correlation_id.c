@@ -12,6 +12,7 @@
 #include <uv.h>
 #include "http/server.h"
 #include "plugins/impl.h"
+#include "plugins/logrec.h"
 
 enum { GEN_UUID, GEN_UUID_COUNTER, GEN_TRACKER };
 
@@ -109,6 +110,22 @@ static void header_filter(aigw_plugin_run_t *run, void *c)
     aigw_plugin_resp_set_header(run, k->header, v);
 }
 
+/* Kong's kong.log.set_serialize_value("correlation_id", ...): runs before the log plugins
+ * (higher priority), so their records carry it. */
+static void cid_log(aigw_plugin_run_t *run, void *c)
+{
+    const conf_t *k = c;
+    aigw_str_t v = aigw_plugin_req_header(run, k->header);
+    if (!v.n)
+        return;
+    json_t *s = json_stringn(v.p, v.n);
+    char *d = s ? json_dumps(s, JSON_ENCODE_ANY) : NULL;
+    if (d)
+        aigw_plugin_log_set(run, "correlation_id", aigw_str_c(d));
+    free(d);
+    json_decref(s);
+}
+
 const aigw_plugin_def_t aigw_plugin_def_correlation_id = {
     .name = "correlation-id",
     .priority = 100001,
@@ -116,4 +133,5 @@ const aigw_plugin_def_t aigw_plugin_def_correlation_id = {
     .free_conf = free,
     .access = cid_access,
     .header_filter = header_filter,
+    .log = cid_log,
 };

@@ -22,6 +22,7 @@
 
 #include "core/log.h"
 #include "plugins/impl.h"
+#include "plugins/logrec.h"
 #include "plugins/jwt_token.h"
 
 typedef struct names {
@@ -555,6 +556,13 @@ static aigw_plugin_rc_t access_phase(aigw_plugin_run_t *run, void *pconf)
     tokens_t t = { 0 };
     auth_rc_t rc;
     retrieve(run, c, &t);
+    if (t.n + t.flag) {
+        /* where tokens come from never reaches a log record */
+        for (size_t i = 0; i < c->uri_params.n; i++)
+            aigw_plugin_log_mask_query(run, c->uri_params.v[i]);
+        for (size_t i = 0; i < c->headers.n; i++)
+            aigw_plugin_log_mask_header(run, c->headers.v[i]);
+    }
     int n = t.n + t.flag;
     if (n == 0)
         rc = fail_msg(&f, c->www_base, "Unauthorized", "", "");

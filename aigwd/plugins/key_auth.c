@@ -21,6 +21,7 @@
 #include <string.h>
 #include "core/log.h"
 #include "plugins/impl.h"
+#include "plugins/logrec.h"
 
 typedef struct conf {
     char **names;          /* key_names as configured */
@@ -420,6 +421,11 @@ static result_t authenticate(aigw_plugin_run_t *run, const conf_t *k)
         }
         if (kind == V_ABSENT && k->in_body)
             kind = body_value(run, &body, k->names[i], &v);
+        if (kind != V_ABSENT) {
+            /* the key never reaches a log record, valid or not */
+            aigw_plugin_log_mask_header(run, k->hdr_names[i]);
+            aigw_plugin_log_mask_query(run, k->names[i]);
+        }
         if (kind == V_MULTI) {
             rc = KA_DUPLICATE;
             goto out;

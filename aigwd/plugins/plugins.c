@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "http/errpage.h"
 #include "http/server.h"
+#include "plugins/logrec.h"
 #include "plugins/plugins.h"
 
 typedef struct chain {
@@ -280,6 +281,18 @@ static void collect(aigw_plugin_run_t *run, const aigw_rt_plugin_t *p)
         run->active[run->n_active++] = p;
 }
 
+void aigw_plugins_collect_global(aigw_plugin_run_t *run)
+{
+    const pstate_t *s = run->rt ? run->rt->plugins : NULL;
+    if (!s)
+        return;
+    for (size_t d = 0; d < s->n_defs; d++) {
+        const aigw_rt_plugin_t *p = s->global.by_def[d];
+        if (p && p->def && (p->def->header_filter || p->def->log))
+            collect(run, p);
+    }
+}
+
 int aigw_plugins_rewrite(aigw_plugin_run_t *run)
 {
     const pstate_t *s = run->rt ? run->rt->plugins : NULL;
@@ -547,7 +560,6 @@ void aigw_plugins_respond_exit(aigw_plugin_run_t *run, aigw_http_req_t *req)
 {
     run->status = run->exit_status;
     aigw_plugins_header_filter(run);
-    aigw_plugins_log(run);
     size_t cap = run->n_resp + 3;
     aigw_http_resp_header_t *h = aigw_arena_alloc(&req->arena, cap * sizeof(*h));
     char *lat = aigw_arena_alloc(&req->arena, 24);
@@ -565,6 +577,10 @@ void aigw_plugins_respond_exit(aigw_plugin_run_t *run, aigw_http_req_t *req)
         size_t ln = aigw_u64_to_dec(lat, now > req->start_ns ? (now - req->start_ns) / 1000000 : 0);
         h[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Response-Latency"), { lat, ln } };
     }
+    run->log.resp_headers = h;
+    run->log.n_resp_headers = k;
+    req->bytes_sent = run->exit_body.n;
+    aigw_plugins_log(run);
     aigw_http_respond(req, run->exit_status, h, k, run->exit_body.p, run->exit_body.n);
 }
 
@@ -572,6 +588,11 @@ void aigw_plugins_respond_exit(aigw_plugin_run_t *run, aigw_http_req_t *req)
 
 int aigw_plugins_global_init(const aigw_conf_t *conf)
 {
+    char err[512];
+    if (aigw_logrec_configure(conf, err, sizeof(err)) != 0) {
+        AIGW_LOG(AIGW_LOG_ERR, "%s", err);
+        return -1;
+    }
     size_t n;
     const aigw_plugin_def_t *const *defs = aigw_plugin_defs(&n);
     for (size_t i = 0; i < n; i++)
@@ -587,6 +608,16 @@ void aigw_plugins_global_shutdown(void)
     for (size_t i = 0; i < n; i++)
         if (defs[i]->global_shutdown)
             defs[i]->global_shutdown();
+    aigw_logrec_shutdown();
+}
+
+void aigw_plugins_reopen(void)
+{
+    size_t n;
+    const aigw_plugin_def_t *const *defs = aigw_plugin_defs(&n);
+    for (size_t i = 0; i < n; i++)
+        if (defs[i]->reopen)
+            defs[i]->reopen();
 }
 
 void aigw_plugins_worker_close(uv_loop_t *loop)

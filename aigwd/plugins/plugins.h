@@ -30,6 +30,7 @@
 #include "core/conf.h"
 #include "proxy/consumers.h"
 #include "http/request.h"
+#include "http/server.h"
 #include "proxy/router.h"
 #include "proxy/runtime.h"
 
@@ -62,6 +63,9 @@ typedef struct aigw_plugin_def {
     int (*global_init)(const aigw_conf_t *conf);
     void (*global_shutdown)(void);
     void (*worker_close)(uv_loop_t *loop);
+    /* Main thread on SIGUSR1 (logrotate): reopen the files the plugin writes. Must not
+     * block: signal the thread that owns the files. */
+    void (*reopen)(void);
 } aigw_plugin_def_t;
 
 /* One plugin entity of the runtime. */
@@ -92,6 +96,10 @@ struct aigw_plugin_run {
     int peer_trusted;                    /* (in) the connection's peer is in trusted_ips, so
                                             its X-Forwarded-* headers count */
     int status;                          /* the response status, for header_filter and log */
+    /* (in) header_filter of a proxied response: the upstream's response headers as received
+     * (before the proxy drops hop-by-hop ones); none for answers aigw produced itself. */
+    const aigw_http_header_t *up_headers;
+    size_t n_up_headers;
 
     uv_loop_t *loop;                     /* (in) the worker's loop */
 
@@ -131,6 +139,32 @@ struct aigw_plugin_run {
     aigw_str_t exit_body;
     aigw_str_t exit_type;                /* Content-Type, empty for none */
 
+    /* What the log record needs from the proxy (plugins/logrec.c); set by the proxy. */
+    struct {
+        const aigw_http_resp_header_t *resp_headers;   /* the response head sent downstream */
+        size_t n_resp_headers;
+        aigw_str_t upstream_uri;                 /* path?query sent upstream; empty if none */
+        int upstream_status;                     /* 0 when no upstream answered */
+        int proxied;                             /* the response came from the upstream */
+        uint64_t upstream_start_ns;              /* first try started; 0 if none */
+        uint64_t upstream_head_ns;               /* response head from the upstream */
+        struct aigw_plugin_try {
+            int family;                          /* AF_INET, AF_INET6 */
+            uint8_t addr[16];
+            int port;
+            uint64_t start_ns;
+        } tries[4];                              /* the first four tries */
+        size_t n_tries;                          /* every try, also past four */
+    } log;
+    /* Set by plugins for the record (plugins/logrec.h). */
+    aigw_str_t *mask_headers;
+    size_t n_mask_headers, cap_mask_headers;
+    aigw_str_t *mask_query;
+    size_t n_mask_query, cap_mask_query;
+    aigw_plugin_hdr_t *log_extra;                /* name: key, value: compact JSON */
+    size_t n_log_extra, cap_log_extra;
+    aigw_str_t log_record;                       /* the built record (cache) */
+
     /* Plugins collected by access for the later phases, in priority order. */
     const aigw_rt_plugin_t *active[AIGW_PLUGIN_MAX_ACTIVE];
     size_t n_active;
@@ -165,6 +199,8 @@ void aigw_plugins_unload(aigw_runtime_t *rt);
  * global_shutdown (after the workers and the last runtime). */
 int aigw_plugins_global_init(const aigw_conf_t *conf);
 void aigw_plugins_global_shutdown(void);
+/* Main thread, SIGUSR1: every implementation's reopen. */
+void aigw_plugins_reopen(void);
 /* A proxy worker's thread at its shutdown: every implementation's worker_close. */
 void aigw_plugins_worker_close(uv_loop_t *loop);
 
@@ -177,6 +213,9 @@ int aigw_plugins_rewrite(aigw_plugin_run_t *run);
  * whether a plugin answered). */
 void aigw_plugins_access(aigw_plugin_run_t *run, void (*done)(aigw_plugin_run_t *, void *),
                          void *ud);
+/* The request ends before the access phase (no route, HTTPS required, no service): the
+ * global instances' header_filter and log run for it, as Kong's. */
+void aigw_plugins_collect_global(aigw_plugin_run_t *run);
 /* header_filter of the collected plugins (once). */
 void aigw_plugins_header_filter(aigw_plugin_run_t *run);
 /* log of the collected plugins (once; later calls do nothing). */

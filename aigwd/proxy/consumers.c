@@ -226,6 +226,14 @@ static int build_consumers(aigw_consumers_t *c, const json_t *arr, char *err, si
             get_str(c, o, "username", &k->username) != 0 ||
             get_str(c, o, "custom_id", &k->custom_id) != 0)
             return fail(err, errlen, "consumers[%zu]: malformed", i);
+        char *d = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        char *dp = d ? pool_add(c, d, strlen(d)) : NULL;
+        if (!dp) {
+            free(d);
+            return fail(err, errlen, "out of memory");
+        }
+        k->json = (aigw_str_t){ dp, strlen(d) };
+        free(d);
         if (table_put(&c->t[T_CONS_ID], T_CONS_ID, aigw_str_c(k->id), k) != 0)
             return fail(err, errlen, "consumer %s appears twice in the configuration", k->id);
         if (k->username.n)

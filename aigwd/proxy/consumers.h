@@ -23,6 +23,7 @@ typedef struct aigw_rt_consumer {
     size_t n_groups;
     size_t n_jwt;                 /* how many jwt credentials it has */
     const struct aigw_rt_jwt_cred *first_jwt;   /* one of them (the only one when n_jwt == 1) */
+    aigw_str_t json;              /* the entity as compact JSON (log records) */
 } aigw_rt_consumer_t;
 
 typedef struct aigw_rt_jwt_cred {

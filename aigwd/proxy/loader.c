@@ -284,6 +284,17 @@ static int get_str_array(ctx_t *c, const json_t *o, const char *key, int fold,
     return 0;
 }
 
+/* The entity as compact JSON, kept for log records (Kong's serializer copies it). */
+static int get_json(ctx_t *c, const json_t *o, aigw_str_t *out)
+{
+    char *d = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (!d)
+        return oom(c);
+    int rc = copy_str(c, d, strlen(d), CASE_KEEP, out);
+    free(d);
+    return rc;
+}
+
 /* The entity's id into out[37]; *id_out names it in later messages. */
 static int get_id(ctx_t *c, const json_t *o, size_t index, char out[37])
 {
@@ -330,7 +341,8 @@ static int load_service(ctx_t *c, const json_t *o, size_t index, aigw_rt_service
         get_int(c, o, "write_timeout", 60000, 1, INT_MAX, 0, &s->write_timeout) != 0 ||
         get_int(c, o, "read_timeout", 60000, 1, INT_MAX, 0, &s->read_timeout) != 0 ||
         get_bool(c, o, "enabled", 1, &s->enabled) != 0 ||
-        get_int(c, o, "tls_verify_depth", -1, 0, 64, 0, &s->tls_verify_depth) != 0)
+        get_int(c, o, "tls_verify_depth", -1, 0, 64, 0, &s->tls_verify_depth) != 0 ||
+        get_json(c, o, &s->json) != 0)
         return -1;
     return 0;
 }
@@ -451,6 +463,7 @@ static int load_route(ctx_t *c, const json_t *o, size_t index, const aigw_rt_ser
         return bad_field(c, "path_handling", "\"v0\" or \"v1\"");
 
     if (get_str(c, o, "name", NULL, CASE_KEEP, &r->name) != 0 ||
+        get_json(c, o, &r->json) != 0 ||
         get_str_array(c, o, "methods", CASE_UPPER, &r->methods, &r->n_methods) != 0 ||
         get_str_array(c, o, "hosts", CASE_LOWER, &r->hosts, &r->n_hosts) != 0 ||
         get_str_array(c, o, "paths", CASE_KEEP, &r->paths, &r->n_paths) != 0 ||

@@ -401,6 +401,10 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
                      : snprintf(hostbuf, sizeof(hostbuf), "%s:%d", hn_host, upstream_port);
         host = (aigw_str_t){ hostbuf, hn > 0 && (size_t)hn < sizeof(hostbuf) ? (size_t)hn : 0 };
     }
+    /* a Host set by a plugin (request-transformer replace) replaces it, never doubles it */
+    for (size_t i = 0; i < x->run.n_set; i++)
+        if (aigw_str_ieq(x->run.set[i].name, AIGW_STR("host")))
+            host = x->run.set[i].value;
 
     aigw_str_t query = x->run.query_set ? x->run.query : req->query;
     size_t cap = 512 + method.n + (size_t)en + query.n + host.n +
@@ -420,6 +424,7 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
         o[n++] = '?';
         n += put(o + n, query.p, query.n);
     }
+    x->run.log.upstream_uri = (aigw_str_t){ o + method.n + 1, n - method.n - 1 };
     n += PUT_LIT(o + n, " HTTP/1.1\r\n");
     n += put_hdr(o + n, "Host", 4, host.p, host.n);
     if (x->upgrade)
@@ -460,8 +465,9 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
         n += put_hdr(o + n, h->name.p, h->name.n, h->value.p, h->value.n);
     }
     for (size_t i = 0; i < x->run.n_set; i++)
-        n += put_hdr(o + n, x->run.set[i].name.p, x->run.set[i].name.n,
-                     x->run.set[i].value.p, x->run.set[i].value.n);
+        if (!aigw_str_ieq(x->run.set[i].name, AIGW_STR("host")))
+            n += put_hdr(o + n, x->run.set[i].name.p, x->run.set[i].name.n,
+                         x->run.set[i].value.p, x->run.set[i].value.n);
     aigw_str_t body = aigw_plugin_body(&x->run);
     int has_body = body.n > 0 || req_header(req, "content-length") || req->chunked;
     if (has_body) {
@@ -596,6 +602,8 @@ static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t 
     x->run.status = status;
     if (x->bal)
         aigw_balancer_report(x->bal, x->pick.target, AIGW_BAL_HTTP_STATUS, status);
+    x->run.up_headers = h;
+    x->run.n_up_headers = nh;
     aigw_plugins_header_filter(&x->run);
 
     aigw_http_resp_header_t *out = aigw_arena_alloc(&req->arena, (nh + 8 + x->run.n_resp) *
@@ -658,6 +666,11 @@ static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t 
         out[k++] = (aigw_http_resp_header_t){ AIGW_STR("Server"), AIGW_STR(VIA_TOKEN) };
 
     x->head_sent = 1;
+    x->run.log.resp_headers = out;
+    x->run.log.n_resp_headers = k;
+    x->run.log.upstream_status = status;
+    x->run.log.upstream_head_ns = now;
+    x->run.log.proxied = 1;
     int r = aigw_http_stream_begin(req, status, out, k, keep_length ? -1 : clen);
     if (r < 0)
         return -1;
@@ -782,6 +795,17 @@ static void start_try(pctx_t *x)
         prm.sni = svc->host.p;
     }
     x->try_start_ns = uv_hrtime();
+    if (x->run.log.n_tries < sizeof(x->run.log.tries) / sizeof(x->run.log.tries[0])) {
+        struct aigw_plugin_try *t = &x->run.log.tries[x->run.log.n_tries];
+        t->family = x->addr.ss_family;
+        if (t->family == AF_INET)
+            memcpy(t->addr, &((const struct sockaddr_in *)&x->addr)->sin_addr, 4);
+        else
+            memcpy(t->addr, &((const struct sockaddr_in6 *)&x->addr)->sin6_addr, 16);
+        t->port = x->target_port;
+        t->start_ns = x->try_start_ns;
+    }
+    x->run.log.n_tries++;
     x->ex = aigw_upex_start(x->pw->pool, &prm, &up_cbs, x);
     if (!x->ex)
         finish_error(x, 500, NULL, 0);
@@ -932,6 +956,7 @@ static void try_address(pctx_t *x)
 static void resolve_and_go(pctx_t *x)
 {
     x->upstream_start_ns = uv_hrtime();
+    x->run.log.upstream_start_ns = x->upstream_start_ns;
     x->tries = 1;
     x->bal = x->rt->balancers ? aigw_balancers_find(x->rt->balancers, x->svc->host) : NULL;
     try_address(x);
@@ -1080,6 +1105,7 @@ void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
     }
     if (aigw_router_match(rt->router, &rr, &x->match) != 0) {
         x->run.status = 404;
+        aigw_plugins_collect_global(&x->run);
         aigw_http_on_abort(req, NULL, NULL);
         pctx_release(x);
         aigw_http_respond_error(req, 404, "no Route matched with those values");
@@ -1096,10 +1122,12 @@ void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
                                  aigw_http_req_is_tls(req) ? AIGW_STR("https") : AIGW_STR("http"));
     if ((p & AIGW_PROTO_HTTPS) && !(p & AIGW_PROTO_HTTP) &&
         !aigw_str_eq(proto, AIGW_STR("https"))) {
+        aigw_plugins_collect_global(&x->run);
         https_required(x);
         return;
     }
     if (!x->svc) {
+        aigw_plugins_collect_global(&x->run);
         finish_error(x, 503, "no Service found with those values", 0);
         return;
     }

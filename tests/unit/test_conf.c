@@ -173,7 +173,9 @@ static void effective_json(void **state)
         "admin_error_log", "log_level", "worker_processes", "headers", "trusted_ips",
         "real_ip_header", "client_max_body_size", "client_body_buffer_size",
         "upstream_keepalive_pool_size", "upstream_keepalive_max_requests",
-        "upstream_keepalive_idle_timeout", "declarative_config", "conf_path",
+        "upstream_keepalive_idle_timeout", "declarative_config", "log_redaction",
+        "log_redact_headers", "log_redact_query_args", "log_redact_json_fields",
+        "log_redact_patterns", "log_request_bodies", "conf_path",
     };
     aigw_conf_t c;
     json_t *a;
