@@ -10,6 +10,8 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -377,10 +379,74 @@ static int key_fits(aigw_jwt_alg_t alg, const aigw_jwt_key_t *key)
     }
 }
 
+/* HMAC on the hot path: EVP_Q_mac fetches the MAC and the digest by name at every call,
+ * which costs more than the hashing. Instead the MAC is fetched once per process and each
+ * thread keeps one context per digest (digest set once), re-keyed for every signature; a
+ * thread's contexts are freed when it ends. */
+static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
+static EVP_MAC *hmac_mac;
+static pthread_key_t mac_tls;
+static int mac_tls_ok;
+
+typedef struct mac_cache {
+    EVP_MAC_CTX *ctx[3];       /* HS256, HS384, HS512 */
+} mac_cache_t;
+
+static void mac_cache_free(void *p)
+{
+    mac_cache_t *c = p;
+    for (int i = 0; i < 3; i++)
+        EVP_MAC_CTX_free(c->ctx[i]);
+    free(c);
+}
+
+static void mac_init_once(void)
+{
+    hmac_mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    mac_tls_ok = pthread_key_create(&mac_tls, mac_cache_free) == 0;
+}
+
+static EVP_MAC_CTX *thread_mac(aigw_jwt_alg_t alg)
+{
+    pthread_once(&mac_once, mac_init_once);
+    if (!hmac_mac || !mac_tls_ok)
+        return NULL;
+    mac_cache_t *c = pthread_getspecific(mac_tls);
+    if (!c) {
+        if (!(c = calloc(1, sizeof(*c))))
+            return NULL;
+        if (pthread_setspecific(mac_tls, c) != 0) {
+            free(c);
+            return NULL;
+        }
+    }
+    int i = alg == AIGW_JWT_HS256 ? 0 : alg == AIGW_JWT_HS384 ? 1 : 2;
+    if (!c->ctx[i]) {
+        EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(hmac_mac);
+        OSSL_PARAM prm[2] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST,
+                                             (char *)(uintptr_t)alg_digest(alg), 0),
+            OSSL_PARAM_construct_end(),
+        };
+        if (!ctx || EVP_MAC_CTX_set_params(ctx, prm) != 1) {
+            EVP_MAC_CTX_free(ctx);
+            return NULL;
+        }
+        c->ctx[i] = ctx;
+    }
+    return c->ctx[i];
+}
+
 static int hmac(aigw_jwt_alg_t alg, const aigw_jwt_key_t *key, const void *data, size_t n,
                 unsigned char *out, size_t *outlen)
 {
-    /* A zero-length key still needs a valid pointer: secret[] always has one byte. */
+    /* A zero-length key still needs a valid pointer (NULL would keep the previous key):
+     * secret[] always has one byte. */
+    EVP_MAC_CTX *ctx = thread_mac(alg);
+    if (ctx && EVP_MAC_init(ctx, key->secret, key->secret_len, NULL) == 1 &&
+        EVP_MAC_update(ctx, data, n) == 1 &&
+        EVP_MAC_final(ctx, out, outlen, EVP_MAX_MD_SIZE) == 1)
+        return 0;
     return EVP_Q_mac(NULL, "HMAC", NULL, alg_digest(alg), NULL, key->secret, key->secret_len,
                      data, n, out, EVP_MAX_MD_SIZE, outlen) != NULL
                ? 0

@@ -1,10 +1,14 @@
 /* aigwd/schema/plugins/ai_prompt_guard.c: the ai-prompt-guard plugin's config, as
  * kong/plugins/ai-prompt-guard/schema.lua (3.9.3). The patterns are compiled when the
- * plugin runs (a bad regex is a 500 there, as in Kong), not here. */
+ * snapshot is loaded (a bad regex makes the instance answer 500, as in Kong), not here.
+ * aigw extensions: `preset` (a set of built-in deny lists: "injection", the common
+ * prompt-injection phrasings; it also satisfies at_least_one_of) and `allow_plain_body`
+ * (check non-JSON bodies as one prompt instead of refusing them). */
 #include <stdio.h>
 #include "schema/plugins/plugins.h"
 
 static const char *const llm_formats[] = {"openai", "bedrock", "gemini", NULL};
+static const char *const presets[] = {"injection", NULL};
 
 /* len_max = 500 on each pattern (bytes, as Lua's #). */
 static int check_pattern(const json_t *v, char *msg, size_t len)
@@ -29,6 +33,8 @@ static int check_patterns(const json_t *v, char *msg, size_t len)
 static const aigw_field_t el_pattern = {.type = AIGW_FT_STRING, .flags = AIGW_F_LEN_MIN,
                                         .len_min = 1, .check = check_pattern};
 
+static const aigw_field_t el_preset = {.type = AIGW_FT_STRING, .one_of = presets};
+
 static const aigw_field_t config[] = {
     {.name = "allow_patterns", .type = AIGW_FT_ARRAY, .elements = &el_pattern,
      .check = check_patterns},
@@ -41,6 +47,9 @@ static const aigw_field_t config[] = {
     {.name = "match_all_roles", .type = AIGW_FT_BOOLEAN, .flags = AIGW_F_REQUIRED,
      .dflt = "false"},
     {.name = "llm_format", .type = AIGW_FT_STRING, .dflt = "\"openai\"", .one_of = llm_formats},
+    {.name = "preset", .type = AIGW_FT_SET, .elements = &el_preset},
+    {.name = "allow_plain_body", .type = AIGW_FT_BOOLEAN, .flags = AIGW_F_REQUIRED,
+     .dflt = "false"},
     {.name = NULL},
 };
 
@@ -51,7 +60,8 @@ static int check(const aigw_entity_t *e, const json_t *cfg, json_t *entity_error
 {
     (void)e;
     static const char *const names[] = {"allow_patterns", "deny_patterns", NULL};
-    int rc = aigw_plugins__at_least_one_of(cfg, names, entity_errors);
+    int rc = aigw_plugins__nonempty(json_object_get(cfg, "preset"))
+                 ? 0 : aigw_plugins__at_least_one_of(cfg, names, entity_errors);
     if (json_is_true(json_object_get(cfg, "match_all_roles")) &&
         json_is_true(json_object_get(cfg, "allow_all_conversation_history")))
         rc = aigw_plugins__conditional_failed(
