@@ -7,9 +7,13 @@
  * where the ids are those of the instance's own scope (the zero UUID when unscoped).
  *
  * aigw is exact where Kong is not (reference/differences.md):
- *  - local (and cluster, which aigw serves from the same node-wide store): one atomic step
- *    reads every period's counter and, only when all are below their limits, adds 1 to each
- *    (Kong counts admitted requests only, as here, but after answering);
+ *  - local: one atomic step reads every period's counter and, only when all are below their
+ *    limits, adds 1 to each (Kong counts admitted requests only, as here, but after
+ *    answering);
+ *  - cluster: the same decision in the database every node of the cluster uses (table
+ *    ratelimiting_counters): one transaction increments every period's row and rolls back
+ *    when one exceeds its limit. It runs on the store thread (plugins/oauth2_store.h), never
+ *    on the worker's loop; a node without a database (data plane) fails as storage does;
  *  - redis: one EVAL INCRs every period's key (Kong's usage(): every request counts, also a
  *    rejected one) and the counts it returns decide, so nodes sharing a Redis admit exactly
  *    the limit. The call is asynchronous on the worker's loop and bounded by redis.timeout.
@@ -23,7 +27,9 @@
 #include "core/log.h"
 #include "plugins/impl.h"
 #include "plugins/ratelimit_local.h"
+#include "plugins/oauth2_store.h"
 #include "plugins/ratelimit_redis.h"
+#include "store/store.h"
 
 enum { BY_CONSUMER, BY_CREDENTIAL, BY_IP, BY_SERVICE, BY_HEADER, BY_PATH };
 enum { POL_LOCAL, POL_CLUSTER, POL_REDIS };
@@ -48,8 +54,6 @@ typedef struct conf {
     int db;
     int timeout_ms;
 } conf_t;
-
-static atomic_int cluster_warned;
 
 static void free_conf(void *p)
 {
@@ -153,9 +157,6 @@ static void *configure(const json_t *c, char *err, size_t errlen)
                                   "this build (its hiredis 0.14 has no TLS)");
             return NULL;
         }
-    } else if (k->policy == POL_CLUSTER && !atomic_exchange(&cluster_warned, 1)) {
-        AIGW_LOG(AIGW_LOG_WARN, "rate-limiting: policy \"cluster\" counts on this node only "
-                                "(as \"local\"); use \"redis\" to share counters between nodes");
     }
     return k;
 }
@@ -327,6 +328,102 @@ static void on_cancel(void *ud)
     free(p);
 }
 
+/* ---- cluster: the store thread ------------------------------------------------------------ */
+
+typedef struct cjob {
+    aigw_oauth2_job_t job;         /* first: the store side sees this */
+    aigw_plugin_run_t *run;
+    const conf_t *conf;
+    int64_t now;
+    size_t n;
+    int period[AIGW_RL_NPERIODS];
+    char *keys[AIGW_RL_NPERIODS];
+    double limits[AIGW_RL_NPERIODS];
+    long long expire_at[AIGW_RL_NPERIODS];
+    long long usage[AIGW_RL_NPERIODS];
+    int ok;
+    char err[300];
+} cjob_t;
+
+static void cjob_work(aigw_oauth2_job_t *job, aigw_store_t *st)
+{
+    cjob_t *j = (cjob_t *)(void *)job;
+    if (!st) {
+        snprintf(j->err, sizeof(j->err), "no database connection for the cluster policy");
+        return;
+    }
+    aigw_db_error_t e = { 0 };
+    int admitted;
+    if (aigw_store_ratelimit_take(st, (const char *const *)(void *)j->keys, j->limits,
+                                  j->expire_at, j->n, (long long)j->now, j->usage, &admitted,
+                                  &e) != 0) {
+        snprintf(j->err, sizeof(j->err), "%s", e.message[0] ? e.message : "database error");
+        aigw_db_error_clear(&e);
+        return;
+    }
+    j->ok = 1;
+}
+
+static void cjob_done(aigw_oauth2_job_t *job)
+{
+    cjob_t *j = (cjob_t *)(void *)job;
+    aigw_plugin_run_t *run = j->run;
+    aigw_plugin_rc_t rc;
+    if (!j->ok) {
+        rc = storage_failed(run, j->conf, j->err);
+    } else {
+        int64_t usage[AIGW_RL_NPERIODS];
+        for (size_t i = 0; i < j->n; i++)
+            usage[i] = (int64_t)j->usage[i];
+        rc = decide(run, j->conf, j->now, j->period, usage, j->n);
+    }
+    aigw_plugin_resume(run, rc);
+}
+
+static void cjob_destroy(aigw_oauth2_job_t *job)
+{
+    cjob_t *j = (cjob_t *)(void *)job;
+    for (size_t i = 0; i < j->n; i++)
+        free(j->keys[i]);
+    free(j);
+}
+
+static void cjob_cancel(void *ud)
+{
+    aigw_oauth2_store_cancel(ud);
+}
+
+static aigw_plugin_rc_t cluster_take(aigw_plugin_run_t *run, const conf_t *k, int64_t now,
+                                     char *const *keys, const double *limits,
+                                     const int64_t *expire_at, const int *period, size_t n)
+{
+    cjob_t *j = calloc(1, sizeof(*j));
+    if (!j)
+        return storage_failed(run, k, "out of memory");
+    j->job.work = cjob_work;
+    j->job.done = cjob_done;
+    j->job.destroy = cjob_destroy;
+    j->run = run;
+    j->conf = k;
+    j->now = now;
+    for (size_t i = 0; i < n; i++) {
+        if (!(j->keys[i] = strdup(keys[i]))) {
+            cjob_destroy(&j->job);
+            return storage_failed(run, k, "out of memory");
+        }
+        j->n = i + 1;
+        j->limits[i] = limits[i];
+        j->expire_at[i] = (long long)expire_at[i];
+        j->period[i] = period[i];
+    }
+    if (aigw_oauth2_store_submit(run->loop, &j->job) != 0) {
+        cjob_destroy(&j->job);
+        return storage_failed(run, k, "the store thread is not running or its queue is full");
+    }
+    aigw_plugin_on_cancel(run, cjob_cancel, &j->job);
+    return AIGW_PLUGIN_ASYNC;
+}
+
 static aigw_plugin_rc_t access_phase(aigw_plugin_run_t *run, void *conf)
 {
     const conf_t *k = conf;
@@ -365,6 +462,8 @@ static aigw_plugin_rc_t access_phase(aigw_plugin_run_t *run, void *conf)
         n++;
     }
 
+    if (k->policy == POL_CLUSTER)
+        return cluster_take(run, k, now, keys, limits, expire_at, period, n);
     if (k->policy != POL_REDIS) {
         int64_t usage[AIGW_RL_NPERIODS];
         int rc = aigw_rl_local_take((const char *const *)(void *)keys, limits, expire_at, n,

@@ -574,6 +574,13 @@ static int switch_protocols(pctx_t *x, const aigw_http_header_t *h, size_t nh)
     return aigw_http_tunnel_begin(req, out, k, client_tunnel_data, x) == 0 ? 0 : -1;
 }
 
+/* A header the proxy adds itself that a plugin (response-transformer) removed or replaced:
+ * Kong adds these before header_filter runs, so plugins can change them. */
+static int removed(const pctx_t *x, const char *name)
+{
+    return x->run.n_resp_removed && aigw_plugins_resp_header_removed(&x->run, aigw_str_c(name));
+}
+
 static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t nh,
                       int64_t clen)
 {
@@ -631,25 +638,25 @@ static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t 
         out[k++] = (aigw_http_resp_header_t){ AIGW_STR("Date"), { d, dn } };
         nn += dn;
     }
-    if (hdrs & AIGW_HDR_UPSTREAM_LATENCY) {
+    if ((hdrs & AIGW_HDR_UPSTREAM_LATENCY) && !removed(x, "X-Kong-Upstream-Latency")) {
         char *d = num + nn;
         size_t dn = aigw_u64_to_dec(d, ms_between(x->try_start_ns, now));
         out[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Upstream-Latency"), { d, dn } };
         nn += dn;
     }
-    if (hdrs & AIGW_HDR_PROXY_LATENCY) {
+    if ((hdrs & AIGW_HDR_PROXY_LATENCY) && !removed(x, "X-Kong-Proxy-Latency")) {
         char *d = num + nn;
         size_t dn = aigw_u64_to_dec(d, ms_between(req->start_ns, x->upstream_start_ns));
         out[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Proxy-Latency"), { d, dn } };
         nn += dn;
     }
-    if (hdrs & AIGW_HDR_UPSTREAM_STATUS) {
+    if ((hdrs & AIGW_HDR_UPSTREAM_STATUS) && !removed(x, "X-Kong-Upstream-Status")) {
         char *d = num + nn;
         size_t dn = aigw_u64_to_dec(d, (unsigned)status);
         out[k++] = (aigw_http_resp_header_t){ AIGW_STR("X-Kong-Upstream-Status"), { d, dn } };
         nn += dn;
     }
-    if (hdrs & AIGW_HDR_VIA) {
+    if ((hdrs & AIGW_HDR_VIA) && !removed(x, "Via")) {
         size_t vn = (via ? via->value.n + 2 : 0) + sizeof("1.1 " VIA_TOKEN);
         char *v = aigw_arena_alloc(&req->arena, vn);
         if (!v)
@@ -662,7 +669,7 @@ static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t 
         m += PUT_LIT(v + m, "1.1 " VIA_TOKEN);
         out[k++] = (aigw_http_resp_header_t){ AIGW_STR("Via"), { v, m } };
     }
-    if (!has_server && (hdrs & AIGW_HDR_SERVER))
+    if (!has_server && (hdrs & AIGW_HDR_SERVER) && !removed(x, "Server"))
         out[k++] = (aigw_http_resp_header_t){ AIGW_STR("Server"), AIGW_STR(VIA_TOKEN) };
 
     x->head_sent = 1;

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1699,5 +1700,58 @@ int aigw_store_version(aigw_store_t *s, long long *out, aigw_db_error_t *err)
     }
     *out = strtoll(v, NULL, 10);
     aigw_store__rows_free(&r);
+    return 0;
+}
+
+/* ---- rate-limiting counters (cluster policy) ---------------------------------------------- */
+
+int aigw_store_ratelimit_take(aigw_store_t *s, const char *const *keys, const double *limits,
+                              const long long *expire_at, size_t n, long long now,
+                              long long *usage, int *admitted, aigw_db_error_t *err)
+{
+    static const char upsert[] =
+        "INSERT INTO ratelimiting_counters (counter_key, value, ttl) VALUES ($1, 1, $2) "
+        "ON CONFLICT (counter_key) DO UPDATE SET value = ratelimiting_counters.value + 1 "
+        "RETURNING value";
+    *admitted = 0;
+    if (aigw_store_begin(s, err) != 0)
+        return -1;
+    int over = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ttl[24];
+        snprintf(ttl, sizeof(ttl), "%lld", expire_at[i]);
+        const char *prm[2] = { keys[i], ttl };
+        aigw_store__rows_t r;
+        if (q(s, upsert, prm, 2, &r, err) != 0) {
+            aigw_store_rollback(s);
+            return -1;
+        }
+        long long v = r.nrows == 1 && aigw_store__cell(&r, 0, 0)
+                          ? strtoll(aigw_store__cell(&r, 0, 0), NULL, 10) : 1;
+        aigw_store__rows_free(&r);
+        usage[i] = v - 1;
+        if ((double)v > limits[i])
+            over = 1;
+    }
+    if (over) {
+        aigw_store_rollback(s);
+    } else {
+        if (aigw_store_commit(s, err) != 0) {
+            aigw_store_rollback(s);
+            return -1;
+        }
+        *admitted = 1;
+    }
+    /* purge ended periods now and then (at most once a minute per connection's process) */
+    static _Atomic long long last_purge;
+    long long lp = atomic_load(&last_purge);
+    if (now - lp >= 60 && atomic_compare_exchange_strong(&last_purge, &lp, now)) {
+        char t[24];
+        snprintf(t, sizeof(t), "%lld", now);
+        const char *prm[1] = { t };
+        aigw_store__dberr_t dbe;
+        (void)s->drv->query(s, "DELETE FROM ratelimiting_counters WHERE ttl < $1", prm, 1, NULL,
+                            &dbe);
+    }
     return 0;
 }

@@ -158,6 +158,16 @@ json_t *aigw_store_plugin_names(aigw_store_t *s, aigw_db_error_t *err);
  * alone leave it). 1 deleted some, 0 none, -1 error. */
 int aigw_store_expire(aigw_store_t *s, aigw_db_error_t *err);
 
+/* The rate-limiting plugin's `cluster` policy: one atomic check-and-increment over n
+ * counters (keys[i] with limits[i], expiring at expire_at[i] epoch seconds). In one
+ * transaction every counter is incremented; if any then exceeds its limit the transaction is
+ * rolled back and *admitted is 0, else it commits and *admitted is 1. usage[i] gets each
+ * counter's value before this request. Rows past their expiry are purged now and then.
+ * 0, or -1 with err (nothing counted). Not inside an open transaction. */
+int aigw_store_ratelimit_take(aigw_store_t *s, const char *const *keys, const double *limits,
+                              const long long *expire_at, size_t n, long long now,
+                              long long *usage, int *admitted, aigw_db_error_t *err);
+
 /* ---- change notification -------------------------------------------------------------- */
 
 /* A number that rises with every committed write by any node (PostgreSQL: a sequence bumped

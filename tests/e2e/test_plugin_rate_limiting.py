@@ -517,8 +517,33 @@ def test_redis_ssl_refused_at_configure(gw, up, redis):
                what="the service without the plugin")
 
 
-def test_cluster_policy_counts_like_local(gw, up):
+def test_cluster_policy_in_the_database(gw, up):
     url, _ = limited_service(gw, up, config={"minute": 2, "policy": "cluster"})
     away_from_minute_edge()
-    assert statuses(url, 3) == [200, 200, 429]
-    assert 'policy "cluster" counts on this node only' in gw.error_log_text()
+    codes = statuses(url, 3)
+    assert codes == [200, 200, 429], codes
+    r = get(url)
+    assert r.status_code == 429
+    assert r.headers["X-RateLimit-Remaining-Minute"] == "0"
+    assert "counts on this node only" not in gw.error_log_text()
+
+
+def test_cluster_two_nodes_one_postgres_exact(aigw, postgres, up):
+    """Two aigw nodes on one PostgreSQL share the cluster counters: exactly the limit."""
+    g1 = aigw(env=postgres.env_for_aigw())
+    g2 = aigw(env=postgres.env_for_aigw())
+    url1, _ = limited_service(g1, up, config={"minute": 20, "policy": "cluster"})
+    # the same route (and plugin) through the second node's proxy, once it has loaded them
+    url2 = g2.proxy_url + url1[len(g1.proxy_url):]
+    probe = uniq("probe")
+    admin(g1, "POST", "/services", json={"name": probe, "url": "http://%s:%d" % (LOCAL, up.port)})
+    admin(g1, "POST", "/services/%s/routes" % probe, json={"paths": ["/" + probe]})
+    wait_until(lambda: routed(g2.proxy_url + "/" + probe), 15, what="node 2 has the routes")
+    away_from_minute_edge(15)
+    codes = concurrent_statuses([url1, url2], 25)
+    assert codes.count(200) == 20 and codes.count(429) == 5, sorted(codes)
+    assert get(url2).status_code == 429
+    assert get(url1).status_code == 429
+
+
+

@@ -60,7 +60,7 @@ def test_migrations_cli_on_postgres(postgres, aigw_run):
               "plugins", "certificates", "snis", "upstreams", "targets", "jwt_secrets",
               "keyauth_credentials", "basicauth_credentials", "acls", "oauth2_credentials"):
         assert t in tables, (t, tables)
-    assert postgres.psql("SELECT name FROM aigw_migrations").split() == ["001_initial", "002_ttl"]
+    assert postgres.psql("SELECT name FROM aigw_migrations").split() == ["001_initial", "002_ttl", "003_ratelimiting"]
     assert postgres.psql("SELECT version FROM aigw_config_version").strip() == "0"
     # the JSON lives in jsonb; ids sort bytewise
     assert postgres.psql("SELECT data_type FROM information_schema.columns WHERE "
