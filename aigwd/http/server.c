@@ -855,11 +855,11 @@ static void respond_error_h(aigw_http_req_t *req, int status, const char *messag
     size_t n = aigw_errpage_render(f, message, req->request_id, body, cap);
     char lat[24];
     size_t ln = aigw_u64_to_dec(lat, (uv_hrtime() - req->start_ns) / 1000000);
-    aigw_http_resp_header_t h[8] = {
+    aigw_http_resp_header_t h[16] = {
         { AIGW_STR("Content-Type"), aigw_errpage_content_type(f) },
     };
     size_t nh = 1;
-    for (size_t i = 0; i < n_extra && nh < 7; i++)
+    for (size_t i = 0; i < n_extra && nh < 15; i++)
         h[nh++] = extra[i];
     /* Kong adds X-Kong-Response-Latency to the responses it generates itself. */
     if (req->conn && req->conn->kind == AIGW_SVC_PROXY &&
@@ -876,6 +876,13 @@ void aigw_http_respond_error(aigw_http_req_t *req, int status, const char *messa
 void aigw_http_respond_upstream_error(aigw_http_req_t *req, int status, const char *message)
 {
     respond_error(req, status, message, 2);   /* error_handlers.lua, error_default_type */
+}
+
+void aigw_http_respond_upstream_error_with(aigw_http_req_t *req, int status,
+                                           const char *message,
+                                           const aigw_http_resp_header_t *h, size_t nh)
+{
+    respond_error_h(req, status, message, 2, h, nh);
 }
 
 unsigned aigw_http_req_headers(const aigw_http_req_t *req)

@@ -181,6 +181,10 @@ void aigw_http_req_tls_info(const aigw_http_req_t *req, const char **version,
 /* An error nginx would produce (upstream 502/503/504): Kong's error_handlers.lua body, in
  * the format of Accept, else Content-Type, else text/plain. */
 void aigw_http_respond_upstream_error(aigw_http_req_t *req, int status, const char *message);
+/* The same with extra response headers (at most 14 are sent). */
+void aigw_http_respond_upstream_error_with(aigw_http_req_t *req, int status,
+                                           const char *message,
+                                           const aigw_http_resp_header_t *h, size_t nh);
 
 /* The `headers` setting (AIGW_HDR_* bits) of the service req arrived on. */
 unsigned aigw_http_req_headers(const aigw_http_req_t *req);

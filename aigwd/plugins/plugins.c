@@ -383,6 +383,9 @@ void aigw_plugin_resume(aigw_plugin_run_t *run, aigw_plugin_rc_t rc)
 
 void aigw_plugins_header_filter(aigw_plugin_run_t *run)
 {
+    if (run->filtered)
+        return;
+    run->filtered = 1;
     for (size_t i = 0; i < run->n_active; i++) {
         const aigw_rt_plugin_t *p = run->active[i];
         if (p->def && p->def->header_filter)

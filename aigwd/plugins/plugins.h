@@ -174,6 +174,7 @@ struct aigw_plugin_run {
     void (*done)(aigw_plugin_run_t *run, void *ud);
     void *done_ud;
     int logged;
+    int filtered;
     int in_access;
     int async_resumed;
     void (*cancel)(void *ud);

@@ -201,17 +201,40 @@ static void on_client_abort(aigw_http_req_t *req, void *ud)
     pctx_release(ud);
 }
 
+/* Kong's error handler runs header_filter: the collected plugins' response headers (cors)
+ * go out with aigw's own error answers. Before pctx_release (confs live in the runtime). */
+#define ERR_EXTRA 14
+static size_t error_headers(pctx_t *x, aigw_http_resp_header_t **out)
+{
+    aigw_plugins_header_filter(&x->run);
+    *out = NULL;
+    if (!x->run.n_resp)
+        return 0;
+    aigw_http_resp_header_t *h = aigw_arena_alloc(&x->req->arena, ERR_EXTRA * sizeof(*h));
+    if (!h)
+        return 0;
+    size_t k = 0;
+    for (size_t i = 0; i < x->run.n_resp && k < ERR_EXTRA; i++)
+        h[k++] = (aigw_http_resp_header_t){ x->run.resp[i].name, x->run.resp[i].value };
+    x->run.log.resp_headers = h;
+    x->run.log.n_resp_headers = k;
+    *out = h;
+    return k;
+}
+
 /* Kong's error from the proxy itself (kong.response.error), then the end. */
 static void finish_error(pctx_t *x, int status, const char *msg, int nginx_style)
 {
     aigw_http_req_t *req = x->req;
     aigw_http_on_abort(req, NULL, NULL);
     x->run.status = status;
+    aigw_http_resp_header_t *h;
+    size_t nh = error_headers(x, &h);
     pctx_release(x);
     if (nginx_style)
-        aigw_http_respond_upstream_error(req, status, msg);
+        aigw_http_respond_upstream_error_with(req, status, msg, h, nh);
     else
-        aigw_http_respond_error(req, status, msg);
+        aigw_http_respond_error_with(req, status, msg, h, nh);
 }
 
 /* ---- upstream request --------------------------------------------------------------------- */
@@ -1114,8 +1137,10 @@ void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
         x->run.status = 404;
         aigw_plugins_collect_global(&x->run);
         aigw_http_on_abort(req, NULL, NULL);
+        aigw_http_resp_header_t *h;
+        size_t nh = error_headers(x, &h);
         pctx_release(x);
-        aigw_http_respond_error(req, 404, "no Route matched with those values");
+        aigw_http_respond_error_with(req, 404, "no Route matched with those values", h, nh);
         return;
     }
     x->route = x->match.route;

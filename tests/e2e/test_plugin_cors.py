@@ -459,12 +459,6 @@ def test_global_and_route_instances(gw, up):
                == "http://route.test", 5, interval=0.02, what="route instance")
 
 
-NEEDS_PROXY = pytest.mark.xfail(
-    strict=True, reason="aigwd/proxy/proxy.c answers its own errors (404 no route, 502/503/504) "
-    "without running header_filter; Kong runs it (kong_error_handler)")
-
-
-@NEEDS_PROXY
 def test_global_instance_on_unmatched_request(aigw_module):
     """A global cors instance also decorates aigw's own 404 (Kong runs global plugins'
     header_filter when no route matched); a preflight there is not answered by cors (its
@@ -497,7 +491,6 @@ def test_global_instance_on_unmatched_request(aigw_module):
                                ("Vary", "Origin")]
 
 
-@NEEDS_PROXY
 def test_headers_on_upstream_error(gw):
     """Kong's error_page goes through header_filter: a 502 from a dead upstream is readable
     by the browser too."""
