@@ -251,7 +251,8 @@ int aigw_store_reset(aigw_store_t *s, aigw_db_error_t *err)
         if (run(s, sql, NULL, 0, NULL, err) != 0)
             goto fail;
     }
-    static const char *const books[] = { AIGW_STORE__VERSION_TABLE,
+    /* tables that are not entities: runtime counters, then the bookkeeping */
+    static const char *const books[] = { "ratelimiting_counters", AIGW_STORE__VERSION_TABLE,
                                          AIGW_STORE__MIGRATIONS_TABLE, NULL };
     for (size_t i = 0; books[i]; i++) {
         char sql[128];
