@@ -10,6 +10,8 @@
 #include "http/server.h"
 #include "admin/api.h"
 #include "admin/upstream_health.h"
+#include "common/sbuf.h"
+#include "proxy/metrics.h"
 #include "schema/schema.h"
 #include "snapshot/snapshot.h"
 #include "store/store.h"
@@ -214,6 +216,30 @@ static void handle_status(aigw_admin_t *a, aigw_http_req_t *req)
     json_decref(o);
 }
 
+/* ---- GET /metrics (prometheus plugin; kong/plugins/prometheus/api.lua, status_api.lua) ---- */
+
+static void handle_metrics(aigw_admin_t *a, aigw_http_req_t *req)
+{
+    int reachable = 1;     /* Kong: kong.db.connector:connect() at scrape time */
+    if (a->conf->database != AIGW_DB_OFF) {
+        aigw_store_t *store = store_of(a);
+        reachable = store && aigw_store_ping(store);
+    }
+    aigw_metrics_scrape_t sc = { a->node_id, KONG_API_VERSION, reachable };
+    aigw_sbuf_t b = { 0 };
+    aigw_metrics_render(&b, &sc);
+    if (b.oom) {
+        aigw_sbuf_free(&b);
+        aigw_http_respond_error(req, 500, NULL);
+        return;
+    }
+    aigw_http_resp_header_t h[1] = {
+        { AIGW_STR("Content-Type"), AIGW_STR(AIGW_METRICS_CONTENT_TYPE) },
+    };
+    aigw_http_respond(req, 200, h, 1, b.p ? b.p : "", b.n);
+    aigw_sbuf_free(&b);
+}
+
 /* ---- routing ------------------------------------------------------------------------------ */
 
 typedef struct route {
@@ -225,6 +251,7 @@ typedef struct route {
 static const route_t routes[] = {
     { "/", "GET, HEAD, OPTIONS", handle_root },
     { "/status", "GET, HEAD, OPTIONS", handle_status },
+    { "/metrics", "GET, HEAD, OPTIONS", handle_metrics },
 };
 
 static aigw_str_t strip_trailing_slash(aigw_str_t p)
@@ -239,7 +266,7 @@ static void serve(aigw_admin_t *a, aigw_http_req_t *req, int status_only)
     aigw_str_t path = strip_trailing_slash(req->path);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const route_t *r = &routes[i];
-        if (status_only && strcmp(r->path, "/status") != 0)
+        if (status_only && strcmp(r->path, "/status") != 0 && strcmp(r->path, "/metrics") != 0)
             continue;
         if (!aigw_str_eq(path, aigw_str_c(r->path)))
             continue;

@@ -25,6 +25,7 @@
 #include "core/daemon.h"
 #include "core/log.h"
 #include "plugins/logrec.h"
+#include "proxy/metrics.h"
 #include "plugins/plugins.h"
 #include "http/server.h"
 #include "http/tls.h"
@@ -1210,6 +1211,7 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
     aigw_healthcheck_stop();
     aigw_runtime_shutdown();
     aigw_plugins_global_shutdown();
+    aigw_metrics_shutdown();
     made = n->n_threads;
 fail_threads_init:
     for (size_t i = 0; i < made; i++)

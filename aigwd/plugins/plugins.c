@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "http/errpage.h"
 #include "http/server.h"
+#include "plugins/logqueue.h"
 #include "plugins/logrec.h"
 #include "plugins/plugins.h"
 
@@ -310,8 +311,29 @@ int aigw_plugins_rewrite(aigw_plugin_run_t *run)
     return 0;
 }
 
+/* Kong's collecting iterator goes on after a plugin answered (ctx.delayed_response): the
+ * plugins after it run no access handler but are collected, so their header_filter and log
+ * phases still run for the answer (prometheus, http-log, ... count a 401 or a 429). */
+static void collect_rest(aigw_plugin_run_t *run)
+{
+    const pstate_t *s = run->rt ? run->rt->plugins : NULL;
+    const chain_t *ch = s ? chain_of(run) : NULL;
+    while (s && ch && run->next_def < s->n_defs) {
+        size_t d = run->next_def++;
+        const aigw_rt_plugin_t *p = NULL;
+        if (run->consumer_id && s->def_has_cons[d])
+            p = consumer_instance(s, d, run);
+        if (!p)
+            p = ch->by_def[d];
+        if (p)
+            collect(run, p);
+    }
+}
+
 static void access_finish(aigw_plugin_run_t *run)
 {
+    if (run->exited)
+        collect_rest(run);
     void (*done)(aigw_plugin_run_t *, void *) = run->done;
     run->done = NULL;
     if (done)
@@ -611,6 +633,7 @@ void aigw_plugins_global_shutdown(void)
     for (size_t i = 0; i < n; i++)
         if (defs[i]->global_shutdown)
             defs[i]->global_shutdown();
+    aigw_logq_shutdown(2000);   /* after http-log's own, which also cleans up curl */
     aigw_logrec_shutdown();
 }
 

@@ -29,6 +29,7 @@
 #include "plugins/ratelimit_local.h"
 #include "plugins/oauth2_store.h"
 #include "plugins/ratelimit_redis.h"
+#include "proxy/metrics.h"
 #include "store/store.h"
 
 enum { BY_CONSUMER, BY_CREDENTIAL, BY_IP, BY_SERVICE, BY_HEADER, BY_PATH };
@@ -292,6 +293,7 @@ static aigw_plugin_rc_t decide(aigw_plugin_run_t *run, const conf_t *k, int64_t 
         set_num(run, "RateLimit-Reset", reset);
     }
     if (stop >= 0) {
+        aigw_metrics_ratelimit_rejected();
         if (!k->hide)
             set_num(run, "Retry-After", reset);
         return aigw_plugin_error(run, k->error_code, k->error_message);

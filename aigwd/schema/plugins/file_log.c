@@ -16,9 +16,15 @@ static int check_path(const json_t *v, char *msg, size_t len)
     return -1;
 }
 
+/* aigw: `custom_fields`, static values (any JSON) merged at the top level of every record;
+ * the Lua-free counterpart of custom_fields_by_lua. */
+static const aigw_field_t el_any = {.type = AIGW_FT_ANY};
+
 static const aigw_field_t config[] = {
     {.name = "path", .type = AIGW_FT_STRING, .flags = AIGW_F_REQUIRED, .check = check_path},
     {.name = "reopen", .type = AIGW_FT_BOOLEAN, .flags = AIGW_F_REQUIRED, .dflt = "false"},
+    {.name = "custom_fields", .type = AIGW_FT_MAP, .elements = &el_any,
+     .check = aigw_plugins__check_lua_code},
     {.name = "custom_fields_by_lua", .type = AIGW_FT_MAP, .elements = &aigw_plugins__el_string,
      .check = aigw_plugins__check_lua_code},
     {.name = NULL},

@@ -83,6 +83,10 @@ static int check_headers(const json_t *v, char *msg, size_t len)
     return 0;
 }
 
+/* aigw: `custom_fields`, static values (any JSON) merged at the top level of every record;
+ * the Lua-free counterpart of custom_fields_by_lua. */
+static const aigw_field_t el_any = {.type = AIGW_FT_ANY};
+
 static const aigw_field_t config[] = {
     {.name = "http_endpoint", .type = AIGW_FT_STRING, .flags = AIGW_F_REQUIRED,
      .check = aigw_plugins__check_url},
@@ -98,6 +102,8 @@ static const aigw_field_t config[] = {
     {.name = "headers", .type = AIGW_FT_MAP, .elements = &aigw_plugins__el_string,
      .check = check_headers},
     {.name = "queue", .type = AIGW_FT_RECORD, .flags = AIGW_F_REQUIRED, .fields = queue},
+    {.name = "custom_fields", .type = AIGW_FT_MAP, .elements = &el_any,
+     .check = aigw_plugins__check_lua_code},
     {.name = "custom_fields_by_lua", .type = AIGW_FT_MAP, .elements = &aigw_plugins__el_string,
      .check = aigw_plugins__check_lua_code},
     {.name = NULL},

@@ -3,6 +3,10 @@
 #include <stddef.h>
 #include "schema/plugins/plugins.h"
 
+/* aigw: `custom_fields`, static values (any JSON) merged at the top level of every record;
+ * the Lua-free counterpart of custom_fields_by_lua. */
+static const aigw_field_t el_any = {.type = AIGW_FT_ANY};
+
 static const aigw_field_t config[] = {
     {.name = "host", .type = AIGW_FT_STRING, .flags = AIGW_F_REQUIRED,
      .check = aigw_plugins__check_host},
@@ -12,6 +16,8 @@ static const aigw_field_t config[] = {
     {.name = "keepalive", .type = AIGW_FT_NUMBER, .dflt = "60000"},
     {.name = "tls", .type = AIGW_FT_BOOLEAN, .flags = AIGW_F_REQUIRED, .dflt = "false"},
     {.name = "tls_sni", .type = AIGW_FT_STRING},
+    {.name = "custom_fields", .type = AIGW_FT_MAP, .elements = &el_any,
+     .check = aigw_plugins__check_lua_code},
     {.name = "custom_fields_by_lua", .type = AIGW_FT_MAP, .elements = &aigw_plugins__el_string,
      .check = aigw_plugins__check_lua_code},
     {.name = NULL},
