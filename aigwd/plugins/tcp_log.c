@@ -168,7 +168,8 @@ static int tls_start(sink_t *s, char *err, size_t errlen)
     }
     const char *name = s->sni ? s->sni : s->host;
     if (!is_ip_literal(name))
-        SSL_set_tlsext_host_name(s->ssl, name);
+        SSL_ctrl(s->ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                 (void *)(uintptr_t)name);
     X509_VERIFY_PARAM *vp = SSL_get0_param(s->ssl);
     if (is_ip_literal(name))
         X509_VERIFY_PARAM_set1_ip_asc(vp, name);
