@@ -34,6 +34,7 @@
 #include <unistd.h>
 #include "core/log.h"
 #include "plugins/impl.h"
+#include "plugins/logplugin.h"
 #include "plugins/logqueue.h"
 #include "plugins/logrec.h"
 
@@ -67,18 +68,6 @@ typedef struct sink {
     int failing;           /* the last attempt failed: note the recovery */
 } sink_t;
 
-typedef struct conf {
-    aigw_logq_t *q;
-    json_t *custom_fields;   /* NULL: none; read-only once configured */
-} conf_t;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static const char *errtext(int e, char *buf, size_t n)
 {
     return strerror_r(e, buf, n);
@@ -90,7 +79,7 @@ static void sink_error(sink_t *s, const char *what, int e, size_t dropped)
     s->dropped += dropped;
     s->dropped_total += dropped;
     s->failing = 1;
-    uint64_t now = mono_ns();
+    uint64_t now = uv_hrtime();
     if (s->last_err_ns && now - s->last_err_ns < ERR_LOG_INTERVAL_NS) {
         s->err_pending = 1;
         return;
@@ -203,17 +192,6 @@ static void sink_free(void *ud)
     free(s);
 }
 
-static void conf_free(void *p)
-{
-    conf_t *k = p;
-    if (!k)
-        return;
-    if (k->q)
-        aigw_logq_release(k->q);
-    json_decref(k->custom_fields);
-    free(k);
-}
-
 static void *configure(const json_t *c, char *err, size_t errlen)
 {
     const char *path = json_string_value(json_object_get(c, "path"));
@@ -222,11 +200,6 @@ static void *configure(const json_t *c, char *err, size_t errlen)
         return NULL;
     }
     int reopen = json_is_true(json_object_get(c, "reopen"));
-    const json_t *lua = json_object_get(c, "custom_fields_by_lua");
-    if (json_is_object(lua) && json_object_size(lua))
-        AIGW_LOG(AIGW_LOG_WARN,
-                 "file-log \"%s\": custom_fields_by_lua is ignored (aigw runs no Lua; use "
-                 "custom_fields for static values)", path);
 
     /* Kong opens at the first request; aigw tries now so that a bad path is reported when
      * the configuration loads. The queue opens its own descriptor. */
@@ -240,17 +213,11 @@ static void *configure(const json_t *c, char *err, size_t errlen)
         close(fd);
     }
 
-    conf_t *k = calloc(1, sizeof(*k));
     sink_t *s = calloc(1, sizeof(*s));
-    char *name = NULL, *label = NULL;
     size_t pl = strlen(path);
-    if (k)
-        name = malloc(pl + 32);
-    if (name)
-        label = malloc(pl + 32);
-    if (!k || !s || !name || !label || !(s->path = strdup(path))) {
+    char *name = malloc(pl + 32), *label = malloc(pl + 32);
+    if (!s || !name || !label || !(s->path = strdup(path))) {
         snprintf(err, errlen, "out of memory");
-        free(k);
         if (s)
             free(s->path);
         free(s);
@@ -262,31 +229,11 @@ static void *configure(const json_t *c, char *err, size_t errlen)
     s->reopen = reopen;
     snprintf(name, pl + 32, "file-log %s%s", reopen ? "reopen " : "", path);
     snprintf(label, pl + 32, "file-log %s", path);
-    const json_t *cf = json_object_get(c, "custom_fields");
-    if (json_is_object(cf) && json_object_size(cf))
-        k->custom_fields = json_deep_copy(cf);
     aigw_logq_sink_t sink = { sink_send, sink_free, s };
-    k->q = aigw_logq_acquire(name, label, &QUEUE_OPTS, sink, err, errlen);
+    aigw_logplugin_t *lp = aigw_logplugin_new(c, name, label, &QUEUE_OPTS, sink, err, errlen);
     free(name);
     free(label);
-    if (!k->q) {
-        conf_free(k);
-        return NULL;
-    }
-    return k;
-}
-
-static void fl_log(aigw_plugin_run_t *run, void *c)
-{
-    conf_t *k = c;
-    size_t len = 0;
-    char *rec = aigw_plugin_log_record_with(run, k->custom_fields, &len);
-    if (!rec) {
-        AIGW_LOG(AIGW_LOG_ERR, "file-log: out of memory building the log record");
-        return;
-    }
-    aigw_logq_push(k->q, rec, len);
-    free(rec);
+    return lp;
 }
 
 static void fl_reopen(void)
@@ -298,7 +245,7 @@ const aigw_plugin_def_t aigw_plugin_def_file_log = {
     .name = "file-log",
     .priority = 9,
     .configure = configure,
-    .free_conf = conf_free,
-    .log = fl_log,
+    .free_conf = aigw_logplugin_free,
+    .log = aigw_logplugin_log,
     .reopen = fl_reopen,
 };

@@ -32,6 +32,7 @@
 #include <time.h>
 #include "core/log.h"
 #include "plugins/impl.h"
+#include "plugins/logplugin.h"
 #include "plugins/logqueue.h"
 #include "plugins/logrec.h"
 
@@ -58,18 +59,6 @@ typedef struct sink {
     size_t resp_n;
 } sink_t;
 
-typedef struct conf {
-    aigw_logq_t *q;
-    json_t *custom_fields;        /* NULL when none */
-} conf_t;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the sink (queue thread) ----------------------------------------------------------------- */
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
@@ -93,7 +82,7 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     (void)ut;
     (void)un;
     uint64_t after = atomic_load(&abort_after_ns);
-    return after && mono_ns() >= after;   /* non-zero aborts the transfer */
+    return after && uv_hrtime() >= after;   /* non-zero aborts the transfer */
 }
 
 static int sink_setup(sink_t *s)
@@ -314,17 +303,6 @@ static int split_url(const char *endpoint, char **url, char **hostport, char **u
     return 0;
 }
 
-static void conf_free(void *p)
-{
-    conf_t *k = p;
-    if (!k)
-        return;
-    if (k->q)
-        aigw_logq_release(k->q);
-    json_decref(k->custom_fields);
-    free(k);
-}
-
 static void warn_deprecated(const json_t *c, const char *label)
 {
     const json_t *v = json_object_get(c, "retry_count");
@@ -365,19 +343,14 @@ static void *configure(const json_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "http-log: cannot parse http_endpoint");
         return NULL;
     }
-    const json_t *lua = json_object_get(c, "custom_fields_by_lua");
-    if (json_is_object(lua) && json_object_size(lua))
-        AIGW_LOG(AIGW_LOG_WARN, "%s: custom_fields_by_lua is ignored (aigw runs no Lua; use "
-                 "custom_fields for static values)", label);
     warn_deprecated(c, label);
 
     aigw_logq_opts_t opts;
     aigw_logq_opts_from_config(c, &opts);
 
-    conf_t *k = calloc(1, sizeof(*k));
     sink_t *s = calloc(1, sizeof(*s));
     char *name = NULL;
-    if (!k || !s)
+    if (!s)
         goto oom;
     s->url = url;
     s->hostport = hostport;
@@ -458,9 +431,6 @@ static void *configure(const json_t *c, char *err, size_t errlen)
                  opts.max_retry_delay);
         free(hj);
     }
-    const json_t *cf = json_object_get(c, "custom_fields");
-    if (json_is_object(cf) && json_object_size(cf) && !(k->custom_fields = json_deep_copy(cf)))
-        goto oom;
     if (userinfo) {
         OPENSSL_cleanse(userinfo, strlen(userinfo));
         free(userinfo);
@@ -468,17 +438,13 @@ static void *configure(const json_t *c, char *err, size_t errlen)
     }
     aigw_logq_sink_t sink = { sink_send, sink_free, s };
     s = NULL;   /* the queue owns it now (freed by acquire on failure or sharing) */
-    k->q = aigw_logq_acquire(name, label, &opts, sink, err, errlen);
+    aigw_logplugin_t *lp = aigw_logplugin_new(c, name, label, &opts, sink, err, errlen);
     if (name) {
         OPENSSL_cleanse(name, strlen(name));   /* it holds the endpoint's userinfo */
         free(name);
     }
     free(label);
-    if (!k->q) {
-        conf_free(k);
-        return NULL;
-    }
-    return k;
+    return lp;
 
 oom:
     snprintf(err, errlen, "out of memory");
@@ -491,25 +457,10 @@ oom:
     free(label);
     free(name);
     sink_free(s);
-    conf_free(k);
     return NULL;
 }
 
 /* ---- phases ------------------------------------------------------------------------------- */
-
-static void hl_log(aigw_plugin_run_t *run, void *c)
-{
-    conf_t *k = c;
-    size_t len = 0;
-    char *rec = aigw_plugin_log_record_with(run, k->custom_fields, &len);
-    if (!rec) {
-        AIGW_LOG(AIGW_LOG_ERR, "http-log: out of memory building the log record");
-        return;
-    }
-    if (aigw_logq_push(k->q, rec, len) < 0)
-        AIGW_LOG(AIGW_LOG_ERR, "Failed to enqueue log entry to log server");
-    free(rec);
-}
 
 static int hl_global_init(const aigw_conf_t *conf)
 {
@@ -528,7 +479,7 @@ static void hl_global_shutdown(void)
 {
     if (atomic_flag_test_and_set(&shutdown_once))
         return;
-    atomic_store(&abort_after_ns, mono_ns() + (uint64_t)SHUTDOWN_DEADLINE_MS * 1000000ull);
+    atomic_store(&abort_after_ns, uv_hrtime() + (uint64_t)SHUTDOWN_DEADLINE_MS * 1000000ull);
     aigw_logq_shutdown(SHUTDOWN_DEADLINE_MS);
     if (atomic_exchange(&curl_ready, 0) == 1)
         curl_global_cleanup();
@@ -538,8 +489,8 @@ const aigw_plugin_def_t aigw_plugin_def_http_log = {
     .name = "http-log",
     .priority = 12,
     .configure = configure,
-    .free_conf = conf_free,
-    .log = hl_log,
+    .free_conf = aigw_logplugin_free,
+    .log = aigw_logplugin_log,
     .global_init = hl_global_init,
     .global_shutdown = hl_global_shutdown,
 };

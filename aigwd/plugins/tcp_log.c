@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include "core/log.h"
 #include "plugins/impl.h"
+#include "plugins/logplugin.h"
 #include "plugins/logqueue.h"
 #include "plugins/logrec.h"
 
@@ -61,18 +62,6 @@ typedef struct sink {
     SSL *ssl;
     uint64_t last_used_ns;
 } sink_t;
-
-typedef struct conf {
-    aigw_logq_t *q;
-    json_t *custom_fields;
-} conf_t;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int is_ip_literal(const char *s)
 {
@@ -315,7 +304,7 @@ static int sink_send(void *ud, const char *const *entries, const size_t *lens, s
         off += lens[i];
         buf[off++] = '\n';
     }
-    uint64_t now = mono_ns();
+    uint64_t now = uv_hrtime();
     if (!conn_usable(s, now))
         conn_close(s);
     int rc = 0;
@@ -326,7 +315,7 @@ static int sink_send(void *ud, const char *const *entries, const size_t *lens, s
         rc = -1;
     }
     if (rc == 0)
-        s->last_used_ns = mono_ns();
+        s->last_used_ns = uv_hrtime();
     free(buf);
     return rc;
 }
@@ -342,17 +331,6 @@ static void sink_free(void *ud)
     free(s->host);
     free(s->sni);
     free(s);
-}
-
-static void conf_free(void *p)
-{
-    conf_t *k = p;
-    if (!k)
-        return;
-    if (k->q)
-        aigw_logq_release(k->q);
-    json_decref(k->custom_fields);
-    free(k);
 }
 
 static int ms_value(const json_t *v, int dflt)
@@ -376,16 +354,9 @@ static void *configure(const json_t *c, char *err, size_t errlen)
         return NULL;
     }
     const char *sni = json_string_value(json_object_get(c, "tls_sni"));
-    const json_t *lua = json_object_get(c, "custom_fields_by_lua");
-    if (json_is_object(lua) && json_object_size(lua))
-        AIGW_LOG(AIGW_LOG_WARN,
-                 "tcp-log %s:%d: custom_fields_by_lua is ignored (aigw runs no Lua; use "
-                 "custom_fields for static values)", host, (int)port);
-    conf_t *k = calloc(1, sizeof(*k));
     sink_t *s = calloc(1, sizeof(*s));
-    if (!k || !s || !(s->host = strdup(host)) || (sni && *sni && !(s->sni = strdup(sni)))) {
+    if (!s || !(s->host = strdup(host)) || (sni && *sni && !(s->sni = strdup(sni)))) {
         snprintf(err, errlen, "out of memory");
-        free(k);
         if (s) {
             free(s->host);
             free(s->sni);
@@ -403,35 +374,14 @@ static void *configure(const json_t *c, char *err, size_t errlen)
              s->host, s->port, s->tls, s->sni ? s->sni : "", s->timeout_ms,
              (unsigned long long)(s->keepalive_ns / 1000000ull));
     snprintf(label, sizeof(label), "tcp-log %s:%s", s->host, s->port);
-    const json_t *cf = json_object_get(c, "custom_fields");
-    if (json_is_object(cf) && json_object_size(cf))
-        k->custom_fields = json_deep_copy(cf);
     aigw_logq_sink_t sink = { sink_send, sink_free, s };
-    k->q = aigw_logq_acquire(name, label, &QUEUE_OPTS, sink, err, errlen);
-    if (!k->q) {
-        conf_free(k);
-        return NULL;
-    }
-    return k;
-}
-
-static void tl_log(aigw_plugin_run_t *run, void *c)
-{
-    conf_t *k = c;
-    size_t len = 0;
-    char *rec = aigw_plugin_log_record_with(run, k->custom_fields, &len);
-    if (!rec) {
-        AIGW_LOG(AIGW_LOG_ERR, "tcp-log: out of memory building the log record");
-        return;
-    }
-    aigw_logq_push(k->q, rec, len);
-    free(rec);
+    return aigw_logplugin_new(c, name, label, &QUEUE_OPTS, sink, err, errlen);
 }
 
 const aigw_plugin_def_t aigw_plugin_def_tcp_log = {
     .name = "tcp-log",
     .priority = 7,
     .configure = configure,
-    .free_conf = conf_free,
-    .log = tl_log,
+    .free_conf = aigw_logplugin_free,
+    .log = aigw_logplugin_log,
 };

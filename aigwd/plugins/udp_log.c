@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include "core/log.h"
 #include "plugins/impl.h"
+#include "plugins/logplugin.h"
 #include "plugins/logqueue.h"
 #include "plugins/logrec.h"
 
@@ -48,23 +49,11 @@ typedef struct sink {
     uint64_t last_err_ns;
 } sink_t;
 
-typedef struct conf {
-    aigw_logq_t *q;
-    json_t *custom_fields;
-} conf_t;
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void sink_error(sink_t *s, const char *what, const char *reason, size_t dropped)
 {
     s->dropped += dropped;
     s->dropped_total += dropped;
-    uint64_t now = mono_ns();
+    uint64_t now = uv_hrtime();
     if (s->last_err_ns && now - s->last_err_ns < ERR_LOG_INTERVAL_NS)
         return;
     AIGW_LOG(AIGW_LOG_ERR, "udp-log: %s %s:%s: %s; %llu log entries dropped (%llu in all)",
@@ -112,7 +101,7 @@ static int sock_open(sink_t *s, const char **reason, char *eb, size_t ebn)
         *reason = strerror_r(e, eb, ebn);
         return -1;
     }
-    s->opened_ns = mono_ns();
+    s->opened_ns = uv_hrtime();
     return 0;
 }
 
@@ -124,7 +113,7 @@ static int sink_send(void *ud, const char *const *entries, const size_t *lens, s
     sink_t *s = ud;
     char eb[128];
     const char *reason = NULL;
-    if (s->fd >= 0 && mono_ns() - s->opened_ns > RESOLVE_INTERVAL_NS)
+    if (s->fd >= 0 && uv_hrtime() - s->opened_ns > RESOLVE_INTERVAL_NS)
         sock_close(s);
     if (s->fd < 0 && sock_open(s, &reason, eb, sizeof(eb)) != 0) {
         sink_error(s, "could not connect to", reason, n);
@@ -165,17 +154,6 @@ static void sink_free(void *ud)
     free(s);
 }
 
-static void conf_free(void *p)
-{
-    conf_t *k = p;
-    if (!k)
-        return;
-    if (k->q)
-        aigw_logq_release(k->q);
-    json_decref(k->custom_fields);
-    free(k);
-}
-
 static void *configure(const json_t *c, char *err, size_t errlen)
 {
     const char *host = json_string_value(json_object_get(c, "host"));
@@ -184,16 +162,9 @@ static void *configure(const json_t *c, char *err, size_t errlen)
         snprintf(err, errlen, "udp-log: no host or port");
         return NULL;
     }
-    const json_t *lua = json_object_get(c, "custom_fields_by_lua");
-    if (json_is_object(lua) && json_object_size(lua))
-        AIGW_LOG(AIGW_LOG_WARN,
-                 "udp-log %s:%d: custom_fields_by_lua is ignored (aigw runs no Lua; use "
-                 "custom_fields for static values)", host, (int)port);
-    conf_t *k = calloc(1, sizeof(*k));
     sink_t *s = calloc(1, sizeof(*s));
-    if (!k || !s || !(s->host = strdup(host))) {
+    if (!s || !(s->host = strdup(host))) {
         snprintf(err, errlen, "out of memory");
-        free(k);
         free(s);
         return NULL;
     }
@@ -201,35 +172,14 @@ static void *configure(const json_t *c, char *err, size_t errlen)
     s->fd = -1;
     char name[600];
     snprintf(name, sizeof(name), "udp-log %s:%s", s->host, s->port);
-    const json_t *cf = json_object_get(c, "custom_fields");
-    if (json_is_object(cf) && json_object_size(cf))
-        k->custom_fields = json_deep_copy(cf);
     aigw_logq_sink_t sink = { sink_send, sink_free, s };
-    k->q = aigw_logq_acquire(name, name, &QUEUE_OPTS, sink, err, errlen);
-    if (!k->q) {
-        conf_free(k);
-        return NULL;
-    }
-    return k;
-}
-
-static void ul_log(aigw_plugin_run_t *run, void *c)
-{
-    conf_t *k = c;
-    size_t len = 0;
-    char *rec = aigw_plugin_log_record_with(run, k->custom_fields, &len);
-    if (!rec) {
-        AIGW_LOG(AIGW_LOG_ERR, "udp-log: out of memory building the log record");
-        return;
-    }
-    aigw_logq_push(k->q, rec, len);
-    free(rec);
+    return aigw_logplugin_new(c, name, name, &QUEUE_OPTS, sink, err, errlen);
 }
 
 const aigw_plugin_def_t aigw_plugin_def_udp_log = {
     .name = "udp-log",
     .priority = 8,
     .configure = configure,
-    .free_conf = conf_free,
-    .log = ul_log,
+    .free_conf = aigw_logplugin_free,
+    .log = aigw_logplugin_log,
 };

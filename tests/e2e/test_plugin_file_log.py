@@ -162,6 +162,8 @@ def test_rotation_with_sigusr1_loses_nothing(gw, up, tmp_path):
     # lines written after the rename but before the signal still go to the renamed file
     for i in range(5):
         assert get(gw.proxy_url + path + "/between/%d" % i).status_code == 200
+    # the log phase is asynchronous: let the queue write them before the signal
+    wait_lines(rotated, base + 25)
     notices = gw.error_log_text().count("reopening log files")
     gw.send_signal(signal.SIGUSR1)
     wait_until(lambda: gw.error_log_text().count("reopening log files") > notices, 10,
