@@ -5,7 +5,7 @@
  * other request must carry an access token it issued. Tokens and authorization codes live in
  * the store (oauth2_tokens, oauth2_authorization_codes), never in config snapshots: every
  * read or write of them, and every Argon2id check of a hashed client_secret, runs on the
- * oauth2 store thread (oauth2_store.h) and the request resumes when it answers.
+ * oauth2 store thread (store_jobs.h) and the request resumes when it answers.
  *
  * Thread use: configure/free_conf on the loader thread; the conf is reference-counted so a
  * job still on the store thread keeps what it reads alive after the runtime is gone. */
@@ -24,7 +24,7 @@
 #include "core/log.h"
 #include "http/server.h"
 #include "plugins/impl.h"
-#include "plugins/oauth2_store.h"
+#include "plugins/store_jobs.h"
 #include "schema/schema.h"
 #include "store/store.h"
 
@@ -592,7 +592,7 @@ static int retrieve_code_challenge(const json_t *params, char **challenge, const
 enum { J_TOKEN = 1, J_CODE, J_IMPLICIT, J_LOOKUP };
 
 typedef struct job {
-    aigw_oauth2_job_t base;
+    aigw_store_job_t base;
     int kind;
     aigw_plugin_run_t *run;
     oconf_t *conf;
@@ -624,7 +624,7 @@ typedef struct job {
     char *tok_scope, *tok_userid;
 } job_t;
 
-static void job_destroy(aigw_oauth2_job_t *b)
+static void job_destroy(aigw_store_job_t *b)
 {
     job_t *j = (job_t *)b;
     conf_unref(j->conf);
@@ -659,17 +659,17 @@ static job_t *job_new(aigw_plugin_run_t *run, oconf_t *c, int kind)
 
 static void on_cancel(void *ud)
 {
-    aigw_oauth2_store_cancel(ud);
+    aigw_store_jobs_cancel(ud);
 }
 
 /* Submits j; on failure answers 500 and frees it. */
 static aigw_plugin_rc_t submit(aigw_plugin_run_t *run, job_t *j,
-                               void (*work)(aigw_oauth2_job_t *, aigw_store_t *),
-                               void (*done)(aigw_oauth2_job_t *))
+                               void (*work)(aigw_store_job_t *, aigw_store_t *),
+                               void (*done)(aigw_store_job_t *))
 {
     j->base.work = work;
     j->base.done = done;
-    if (aigw_oauth2_store_submit(run->loop, &j->base) != 0) {
+    if (aigw_store_jobs_submit(run->loop, &j->base) != 0) {
         job_destroy(&j->base);
         AIGW_LOG(AIGW_LOG_ERR, "oauth2: the token store is not available");
         return aigw_plugin_error(run, 500, "An unexpected error occurred");
@@ -888,7 +888,7 @@ static int provision_ok(const oconf_t *c, const json_t *params)
 }
 
 /* The token endpoint after the checks the worker made (store thread). */
-static void work_token(aigw_oauth2_job_t *b, aigw_store_t *st)
+static void work_token(aigw_store_job_t *b, aigw_store_t *st)
 {
     job_t *j = (job_t *)b;
     const oconf_t *c = j->conf;
@@ -966,7 +966,7 @@ static aigw_plugin_rc_t token_respond(aigw_plugin_run_t *run, job_t *j)
                      err && j->err_status == 401 ? "Basic realm=\"OAuth2.0\"" : NULL, 1);
 }
 
-static void done_token(aigw_oauth2_job_t *b)
+static void done_token(aigw_store_job_t *b)
 {
     job_t *j = (job_t *)b;
     aigw_plugin_run_t *run = j->run;
@@ -1254,7 +1254,7 @@ static aigw_plugin_rc_t authorize_respond(aigw_plugin_run_t *run, job_t *j)
     return exit_json(run, err ? 400 : 200, body, NULL, 1);
 }
 
-static void work_code(aigw_oauth2_job_t *b, aigw_store_t *st)
+static void work_code(aigw_store_job_t *b, aigw_store_t *st)
 {
     job_t *j = (job_t *)b;
     if (!store_ok(j, st))
@@ -1301,7 +1301,7 @@ static void work_code(aigw_oauth2_job_t *b, aigw_store_t *st)
     json_decref(o);
 }
 
-static void done_code(aigw_oauth2_job_t *b)
+static void done_code(aigw_store_job_t *b)
 {
     job_t *j = (job_t *)b;
     aigw_plugin_run_t *run = j->run;
@@ -1385,7 +1385,7 @@ static aigw_plugin_rc_t authorize_endpoint(aigw_plugin_run_t *run, oconf_t *c)
 
 /* ---- resource access ----------------------------------------------------------------------- */
 
-static void work_lookup(aigw_oauth2_job_t *b, aigw_store_t *st)
+static void work_lookup(aigw_store_job_t *b, aigw_store_t *st)
 {
     job_t *j = (job_t *)b;
     j->found = -1;
@@ -1506,7 +1506,7 @@ static aigw_plugin_rc_t lookup_result(aigw_plugin_run_t *run, job_t *j)
     return AIGW_PLUGIN_NEXT;
 }
 
-static void done_lookup(aigw_oauth2_job_t *b)
+static void done_lookup(aigw_store_job_t *b)
 {
     job_t *j = (job_t *)b;
     aigw_plugin_run_t *run = j->run;
@@ -1614,25 +1614,10 @@ static aigw_plugin_rc_t access_phase(aigw_plugin_run_t *run, void *conf)
     return authenticate(run, c);
 }
 
-static int global_init(const aigw_conf_t *conf)
-{
-    if (aigw_oauth2_store_start(conf) != 0)
-        AIGW_LOG(AIGW_LOG_ERR, "oauth2: token endpoints and token checks will fail");
-    return 0;
-}
-
-static void global_shutdown(void)
-{
-    aigw_oauth2_store_stop();
-}
-
 const aigw_plugin_def_t aigw_plugin_def_oauth2 = {
     .name = "oauth2",
     .priority = 1400,
     .configure = configure,
     .free_conf = free_conf,
     .access = access_phase,
-    .global_init = global_init,
-    .global_shutdown = global_shutdown,
-    .worker_close = aigw_oauth2_store_worker_close,
 };

@@ -7,6 +7,7 @@
 #include "http/errpage.h"
 #include "http/server.h"
 #include "plugins/logqueue.h"
+#include "plugins/store_jobs.h"
 #include "plugins/logrec.h"
 #include "plugins/plugins.h"
 
@@ -618,6 +619,9 @@ int aigw_plugins_global_init(const aigw_conf_t *conf)
         AIGW_LOG(AIGW_LOG_ERR, "%s", err);
         return -1;
     }
+    if (aigw_store_jobs_start(conf) != 0)
+        AIGW_LOG(AIGW_LOG_ERR, "oauth2 token endpoints and checks and cluster rate limits "
+                               "will fail");
     size_t n;
     const aigw_plugin_def_t *const *defs = aigw_plugin_defs(&n);
     for (size_t i = 0; i < n; i++)
@@ -634,6 +638,7 @@ void aigw_plugins_global_shutdown(void)
         if (defs[i]->global_shutdown)
             defs[i]->global_shutdown();
     aigw_logq_shutdown(2000);   /* after http-log's own, which also cleans up curl */
+    aigw_store_jobs_stop();
     aigw_logrec_shutdown();
 }
 
@@ -653,6 +658,7 @@ void aigw_plugins_worker_close(uv_loop_t *loop)
     for (size_t i = 0; i < n; i++)
         if (defs[i]->worker_close)
             defs[i]->worker_close(loop);
+    aigw_store_jobs_worker_close(loop);
 }
 
 /* ---- cancellation ------------------------------------------------------------------------- */

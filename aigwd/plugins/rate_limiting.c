@@ -12,7 +12,7 @@
  *    answering);
  *  - cluster: the same decision in the database every node of the cluster uses (table
  *    ratelimiting_counters): one transaction increments every period's row and rolls back
- *    when one exceeds its limit. It runs on the store thread (plugins/oauth2_store.h), never
+ *    when one exceeds its limit. It runs on the store thread (plugins/store_jobs.h), never
  *    on the worker's loop; a node without a database (data plane) fails as storage does;
  *  - redis: one EVAL INCRs every period's key (Kong's usage(): every request counts, also a
  *    rejected one) and the counts it returns decide, so nodes sharing a Redis admit exactly
@@ -27,7 +27,7 @@
 #include "core/log.h"
 #include "plugins/impl.h"
 #include "plugins/ratelimit_local.h"
-#include "plugins/oauth2_store.h"
+#include "plugins/store_jobs.h"
 #include "plugins/ratelimit_redis.h"
 #include "proxy/metrics.h"
 #include "store/store.h"
@@ -333,7 +333,7 @@ static void on_cancel(void *ud)
 /* ---- cluster: the store thread ------------------------------------------------------------ */
 
 typedef struct cjob {
-    aigw_oauth2_job_t job;         /* first: the store side sees this */
+    aigw_store_job_t job;         /* first: the store side sees this */
     aigw_plugin_run_t *run;
     const conf_t *conf;
     int64_t now;
@@ -347,7 +347,7 @@ typedef struct cjob {
     char err[300];
 } cjob_t;
 
-static void cjob_work(aigw_oauth2_job_t *job, aigw_store_t *st)
+static void cjob_work(aigw_store_job_t *job, aigw_store_t *st)
 {
     cjob_t *j = (cjob_t *)(void *)job;
     if (!st) {
@@ -366,7 +366,7 @@ static void cjob_work(aigw_oauth2_job_t *job, aigw_store_t *st)
     j->ok = 1;
 }
 
-static void cjob_done(aigw_oauth2_job_t *job)
+static void cjob_done(aigw_store_job_t *job)
 {
     cjob_t *j = (cjob_t *)(void *)job;
     aigw_plugin_run_t *run = j->run;
@@ -382,7 +382,7 @@ static void cjob_done(aigw_oauth2_job_t *job)
     aigw_plugin_resume(run, rc);
 }
 
-static void cjob_destroy(aigw_oauth2_job_t *job)
+static void cjob_destroy(aigw_store_job_t *job)
 {
     cjob_t *j = (cjob_t *)(void *)job;
     for (size_t i = 0; i < j->n; i++)
@@ -392,7 +392,7 @@ static void cjob_destroy(aigw_oauth2_job_t *job)
 
 static void cjob_cancel(void *ud)
 {
-    aigw_oauth2_store_cancel(ud);
+    aigw_store_jobs_cancel(ud);
 }
 
 static aigw_plugin_rc_t cluster_take(aigw_plugin_run_t *run, const conf_t *k, int64_t now,
@@ -418,7 +418,7 @@ static aigw_plugin_rc_t cluster_take(aigw_plugin_run_t *run, const conf_t *k, in
         j->expire_at[i] = (long long)expire_at[i];
         j->period[i] = period[i];
     }
-    if (aigw_oauth2_store_submit(run->loop, &j->job) != 0) {
+    if (aigw_store_jobs_submit(run->loop, &j->job) != 0) {
         cjob_destroy(&j->job);
         return storage_failed(run, k, "the store thread is not running or its queue is full");
     }

@@ -1,21 +1,21 @@
-/* aigwd/plugins/oauth2_store.c: see oauth2_store.h. */
+/* aigwd/plugins/store_jobs.c: see store_jobs.h. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 #include "core/log.h"
-#include "plugins/oauth2_store.h"
+#include "plugins/store_jobs.h"
 
 #define QUEUE_MAX 4096
 #define REOPEN_EVERY_S 2
 
 /* One worker loop that submitted jobs: its async handle and the results waiting for it.
- * Entries live until aigw_oauth2_store_stop (the handle's memory must outlive uv_close). */
-typedef struct aigw_oauth2__loop {
+ * Entries live until aigw_store_jobs_stop (the handle's memory must outlive uv_close). */
+typedef struct aigw_store_jobs__loop {
     uv_loop_t *loop;
     uv_async_t async;
     int closed;                         /* worker_close ran: deliver nothing more */
-    aigw_oauth2_job_t *replies, *replies_tail;
-    struct aigw_oauth2__loop *next;
+    aigw_store_job_t *replies, *replies_tail;
+    struct aigw_store_jobs__loop *next;
 } loop_ent_t;
 
 static struct {
@@ -23,14 +23,14 @@ static struct {
     pthread_cond_t cv;
     int running, stopping;
     pthread_t thread;
-    aigw_oauth2_job_t *head, *tail;
+    aigw_store_job_t *head, *tail;
     size_t n_queued;
     loop_ent_t *loops;
     const aigw_conf_t *conf;
     aigw_store_t *st;                   /* the thread's; set before it starts */
 } g = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
-static void job_unref(aigw_oauth2_job_t *j)
+static void job_unref(aigw_store_job_t *j)
 {
     if (atomic_fetch_sub(&j->_refs, 1) == 1)
         j->destroy(j);
@@ -41,18 +41,18 @@ static void job_unref(aigw_oauth2_job_t *j)
 static aigw_store_t *open_store(const aigw_conf_t *conf)
 {
     if (conf->role == AIGW_ROLE_DATA_PLANE) {
-        AIGW_LOG(AIGW_LOG_ERR, "oauth2: a data plane node has no database: tokens and "
-                               "authorization codes cannot be issued or checked here");
+        AIGW_LOG(AIGW_LOG_ERR, "a data plane node has no database: oauth2 tokens and codes "
+                               "and cluster rate-limit counters cannot be used here");
         return NULL;
     }
     char err[512];
     aigw_store_t *st = aigw_store_open(conf, err, sizeof(err));
     if (!st)
-        AIGW_LOG(AIGW_LOG_ERR, "oauth2: cannot open the store for tokens: %s", err);
+        AIGW_LOG(AIGW_LOG_ERR, "plugins: cannot open the store for the store jobs thread: %s", err);
     return st;
 }
 
-static void deliver(aigw_oauth2_job_t *j)
+static void deliver(aigw_store_job_t *j)
 {
     loop_ent_t *e = j->_ent;
     pthread_mutex_lock(&g.mu);
@@ -85,7 +85,7 @@ static void *store_main(void *arg)
             pthread_mutex_unlock(&g.mu);
             break;
         }
-        aigw_oauth2_job_t *j = g.head;
+        aigw_store_job_t *j = g.head;
         g.head = j->_next;
         if (!g.head)
             g.tail = NULL;
@@ -103,7 +103,7 @@ static void *store_main(void *arg)
     return NULL;
 }
 
-int aigw_oauth2_store_start(const aigw_conf_t *conf)
+int aigw_store_jobs_start(const aigw_conf_t *conf)
 {
     if (g.running)
         return 0;
@@ -111,7 +111,7 @@ int aigw_oauth2_store_start(const aigw_conf_t *conf)
     g.st = open_store(conf);
     g.stopping = 0;
     if (pthread_create(&g.thread, NULL, store_main, NULL) != 0) {
-        AIGW_LOG(AIGW_LOG_ERR, "oauth2: cannot start the token store thread");
+        AIGW_LOG(AIGW_LOG_ERR, "plugins: cannot start the store jobs thread");
         aigw_store_close(g.st);
         g.st = NULL;
         return -1;
@@ -122,7 +122,7 @@ int aigw_oauth2_store_start(const aigw_conf_t *conf)
     return 0;
 }
 
-void aigw_oauth2_store_stop(void)
+void aigw_store_jobs_stop(void)
 {
     pthread_mutex_lock(&g.mu);
     int was = g.running;
@@ -135,21 +135,21 @@ void aigw_oauth2_store_stop(void)
     aigw_store_close(g.st);
     g.st = NULL;
     pthread_mutex_lock(&g.mu);
-    aigw_oauth2_job_t *q = g.head;
+    aigw_store_job_t *q = g.head;
     g.head = g.tail = NULL;
     g.n_queued = 0;
     loop_ent_t *loops = g.loops;
     g.loops = NULL;
     pthread_mutex_unlock(&g.mu);
     while (q) {
-        aigw_oauth2_job_t *n = q->_next;
+        aigw_store_job_t *n = q->_next;
         job_unref(q);
         q = n;
     }
     while (loops) {
         loop_ent_t *n = loops->next;
-        for (aigw_oauth2_job_t *r = loops->replies; r;) {
-            aigw_oauth2_job_t *rn = r->_next;
+        for (aigw_store_job_t *r = loops->replies; r;) {
+            aigw_store_job_t *rn = r->_next;
             job_unref(r);
             r = rn;
         }
@@ -164,11 +164,11 @@ static void on_replies(uv_async_t *h)
 {
     loop_ent_t *e = h->data;
     pthread_mutex_lock(&g.mu);
-    aigw_oauth2_job_t *r = e->replies;
+    aigw_store_job_t *r = e->replies;
     e->replies = e->replies_tail = NULL;
     pthread_mutex_unlock(&g.mu);
     while (r) {
-        aigw_oauth2_job_t *n = r->_next;
+        aigw_store_job_t *n = r->_next;
         if (!r->_canceled) {
             r->done(r);
             job_unref(r);   /* the request's reference */
@@ -199,14 +199,14 @@ static loop_ent_t *loop_entry(uv_loop_t *loop)
     return e;
 }
 
-int aigw_oauth2_store_submit(uv_loop_t *loop, aigw_oauth2_job_t *job)
+int aigw_store_jobs_submit(uv_loop_t *loop, aigw_store_job_t *job)
 {
     pthread_mutex_lock(&g.mu);
     if (!g.running || g.stopping || g.n_queued >= QUEUE_MAX) {
         int full = g.running && g.n_queued >= QUEUE_MAX;
         pthread_mutex_unlock(&g.mu);
         if (full)
-            AIGW_LOG(AIGW_LOG_ERR, "oauth2: the token store queue is full (%d jobs)", QUEUE_MAX);
+            AIGW_LOG(AIGW_LOG_ERR, "plugins: the store jobs queue is full (%d jobs)", QUEUE_MAX);
         return -1;
     }
     loop_ent_t *e = loop_entry(loop);
@@ -229,16 +229,16 @@ int aigw_oauth2_store_submit(uv_loop_t *loop, aigw_oauth2_job_t *job)
     return 0;
 }
 
-void aigw_oauth2_store_cancel(aigw_oauth2_job_t *job)
+void aigw_store_jobs_cancel(aigw_store_job_t *job)
 {
     job->_canceled = 1;   /* only the worker thread reads it */
     job_unref(job);
 }
 
-void aigw_oauth2_store_worker_close(uv_loop_t *loop)
+void aigw_store_jobs_worker_close(uv_loop_t *loop)
 {
     pthread_mutex_lock(&g.mu);
-    aigw_oauth2_job_t *pending = NULL;
+    aigw_store_job_t *pending = NULL;
     for (loop_ent_t *e = g.loops; e; e = e->next) {
         if (e->loop != loop || e->closed)
             continue;
@@ -254,7 +254,7 @@ void aigw_oauth2_store_worker_close(uv_loop_t *loop)
     }
     pthread_mutex_unlock(&g.mu);
     while (pending) {
-        aigw_oauth2_job_t *n = pending->_next;
+        aigw_store_job_t *n = pending->_next;
         job_unref(pending);
         pending = n;
     }
