@@ -1,0 +1,8 @@
+/* aigwctl/config.c: placeholder until its module lands. */
+#include "ctl.h"
+
+const ctl_cmd_t *ctl_cmds_config(size_t *n)
+{
+    *n = 0;
+    return NULL;
+}
