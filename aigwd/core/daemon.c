@@ -192,9 +192,11 @@ static void apply_services(thread_t *t, const aigw_conf_t *c, SSL_CTX *ctx[AIGW_
             s->ud = t->proxy;
             if (t->proxy)
                 aigw_proxy_worker_set_conf(t->proxy, c);
-            /* request_buffering (Kong's default): the body is read whole before the
-             * upstream request starts. */
+            /* The proxy sees the head first and takes the body per route:
+             * request_buffering (Kong's default) reads it whole before the upstream request
+             * starts; request_buffering = false streams it (proxy.c). */
             s->limits.buffer_body = 1;
+            s->limits.head_dispatch = 1;
             s->limits.max_body = c->client_max_body_size;
             s->access_log = AIGW_LOGF_PROXY_ACCESS;
         } else {

@@ -319,13 +319,28 @@ target_done:
         return fail(p, 413);
     if (!(l->flags & (F_CONTENT_LENGTH | F_CHUNKED)))
         p->want_continue = 0;
-    if (p->lim->buffer_body && (l->flags & F_CONTENT_LENGTH) && l->content_length) {
+    p->body_mode = AIGW_BODY_BUFFER;
+    if (p->lim->head_dispatch && !l->upgrade &&
+        ((l->flags & F_CHUNKED) || ((l->flags & F_CONTENT_LENGTH) && l->content_length))) {
+        p->head_paused = 1;
+        return HPE_PAUSED;
+    }
+    if (aigw_http_parser_buffer_body(p) != 0)
+        return fail(p, 500);
+    return 0;
+}
+
+int aigw_http_parser_buffer_body(aigw_http_parser_t *p)
+{
+    llhttp_t *l = &p->llh;
+    aigw_http_req_t *r = p->req;
+    if (p->lim->buffer_body && (l->flags & F_CONTENT_LENGTH) && l->content_length && !r->body) {
         /* Size the buffer for the announced body, but trust no more than 64 KB of it up
          * front: the rest grows as bytes actually arrive. */
         p->body_cap = l->content_length < 65536 ? (size_t)l->content_length : 65536;
         r->body = aigw_arena_alloc(&r->arena, p->body_cap + 1);
         if (!r->body)
-            return fail(p, 500);
+            return -1;
     }
     return 0;
 }
@@ -352,8 +367,17 @@ static int on_body(llhttp_t *l, const char *at, size_t n)
     if ((l->flags & F_CHUNKED) && l->content_length == 0 && check_chunk_end(p, at + n) != 0)
         return -1;
     p->want_continue = 0;   /* the client did not wait */
+    if (p->body_mode == AIGW_BODY_DISCARD) {
+        p->discarded += n;
+        return 0;
+    }
     if (p->lim->max_body && r->body_len + n > p->lim->max_body)
         return fail(p, 413);
+    if (p->body_mode == AIGW_BODY_SINK) {
+        r->body_len += n;
+        p->sink(p->sink_ud, at, n);
+        return 0;
+    }
     if (p->lim->buffer_body) {
         if (r->body_len + n > p->body_cap) {
             size_t need = (size_t)r->body_len + n;
@@ -379,7 +403,7 @@ static int on_body(llhttp_t *l, const char *at, size_t n)
 static int on_message_complete(llhttp_t *l)
 {
     aigw_http_parser_t *p = P(l);
-    if (p->req->body)
+    if (p->req->body && p->body_mode == AIGW_BODY_BUFFER)
         p->req->body[p->req->body_len] = '\0';
     /* Upgrade and CONNECT: the bytes after this message are another protocol, so the
      * connection closes after the answer. */
@@ -423,6 +447,11 @@ void aigw_http_parser_begin(aigw_http_parser_t *p, aigw_http_req_t *req)
     p->headers_done = 0;
     p->want_continue = 0;
     p->upgrade = 0;
+    p->head_paused = 0;
+    p->body_mode = AIGW_BODY_BUFFER;
+    p->sink = NULL;
+    p->sink_ud = NULL;
+    p->discarded = 0;
     p->err_status = 0;
     p->err_message = NULL;
 }
@@ -462,6 +491,10 @@ aigw_http_parse_result_t aigw_http_parser_feed(aigw_http_parser_t *p, const char
     case HPE_PAUSED:
         *consumed = (size_t)(llhttp_get_error_pos(&p->llh) - data);
         llhttp_resume(&p->llh);
+        if (p->head_paused) {
+            p->head_paused = 0;
+            return AIGW_HTTP_PARSE_HEAD;
+        }
         return AIGW_HTTP_PARSE_DONE;
     case HPE_PAUSED_UPGRADE:
         /* An Upgrade or CONNECT request: answered, then the connection closes (the bytes

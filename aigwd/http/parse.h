@@ -18,6 +18,8 @@ typedef struct aigw_http_limits {
     size_t max_headers;         /* header count: 256 (431 beyond) */
     uint64_t max_body;          /* 0 = no limit (413 beyond) */
     int buffer_body;            /* keep the body in req->body, else only count it */
+    int head_dispatch;          /* stop after a head that a body follows (PARSE_HEAD): the
+                                   caller then picks how the body is taken */
 } aigw_http_limits_t;
 
 extern const aigw_http_limits_t aigw_http_limits_default;
@@ -26,7 +28,17 @@ typedef enum {
     AIGW_HTTP_PARSE_AGAIN = 0,  /* all input consumed, message not complete */
     AIGW_HTTP_PARSE_DONE,       /* one message complete; *consumed says where it ended */
     AIGW_HTTP_PARSE_ERROR,      /* p->err_status / p->err_message tell the answer; close after */
+    AIGW_HTTP_PARSE_HEAD,       /* (head_dispatch) the head is complete and a body follows;
+                                   set body_mode, then feed on */
 } aigw_http_parse_result_t;
+
+/* How the body of the current message is taken after PARSE_HEAD (before it: as the limits
+ * say). */
+typedef enum {
+    AIGW_BODY_BUFFER = 0,       /* into req->body (limits.buffer_body) or only counted */
+    AIGW_BODY_SINK,             /* each decoded piece goes to sink(sink_ud, p, n) */
+    AIGW_BODY_DISCARD,          /* counted against nothing, dropped (the answer is out) */
+} aigw_http_body_mode_t;
 
 typedef struct aigw_http_parser {
     llhttp_t llh;
@@ -52,6 +64,11 @@ typedef struct aigw_http_parser {
     int headers_done;
     int want_continue;          /* client sent Expect: 100-continue */
     int upgrade;                /* message ended in HPE_PAUSED_UPGRADE: close after answering */
+    int head_paused;            /* on_headers_complete paused for PARSE_HEAD */
+    aigw_http_body_mode_t body_mode;
+    void (*sink)(void *ud, const char *p, size_t n);
+    void *sink_ud;
+    uint64_t discarded;         /* bytes dropped in AIGW_BODY_DISCARD */
     int err_status;             /* on AIGW_HTTP_PARSE_ERROR */
     const char *err_message;    /* Kong's body text for err_status */
 } aigw_http_parser_t;
@@ -63,6 +80,10 @@ void aigw_http_parser_begin(aigw_http_parser_t *p, aigw_http_req_t *req);
  * next message). */
 aigw_http_parse_result_t aigw_http_parser_feed(aigw_http_parser_t *p, const char *data,
                                                size_t len, size_t *consumed);
+/* After PARSE_HEAD with AIGW_BODY_BUFFER: size req->body for the announced length. 0 or -1
+ * (out of memory). */
+int aigw_http_parser_buffer_body(aigw_http_parser_t *p);
+
 /* The peer closed: completes a message that ends at EOF, or reports a truncated one. */
 aigw_http_parse_result_t aigw_http_parser_eof(aigw_http_parser_t *p);
 

@@ -32,6 +32,7 @@
 #define LINGER_TIMEOUT_MS 2000     /* how long unread input is drained before a close */
 #define MAX_PENDING_WRITE (1u << 20)
 #define MAX_FREE_BUFS 64
+#define MAX_DISCARD ((uint64_t)1 << 20) /* body bytes read and dropped after an answer */
 #define MAX_WORKERS 1100
 
 typedef enum {
@@ -97,9 +98,19 @@ struct aigw_http_conn {
     aigw_http_drain_fn drain_fn; /* writes fell below the low-water mark */
     void *drain_ud;
 
+    /* The request body after a head dispatch (limits.head_dispatch). */
+    int body_state;              /* BODY_* */
+    int body_paused;             /* the handler holds the body back (aigw_http_body_pause) */
+    int body_sync;               /* inside aigw_http_body_read: complete without a callback */
+    int discarding;              /* answered; the rest of the body is read and dropped */
+    aigw_http_body_done_fn body_done;
+    void *body_ud;
+
     aigw_http_conn_t *prev, *next;
 };
 
+
+enum { BODY_NONE = 0, BODY_WAIT, BODY_READ, BODY_STREAM, BODY_DONE };
 
 /* ---- stats registry ---------------------------------------------------------------- */
 
@@ -394,7 +405,12 @@ static uint64_t deadline_of(const aigw_http_conn_t *c)
         return c->parser.headers_done ? c->last_activity + BODY_TIMEOUT_MS
                                       : c->state_since + HEADER_TIMEOUT_MS;
     case CONN_LINGERING: return c->state_since + LINGER_TIMEOUT_MS;
-    default: return UINT64_MAX;   /* HANDLING: the handler bounds its own work */
+    case CONN_HANDLING:
+        /* A body being taken: the client must keep sending; the handler bounds the rest. */
+        if ((c->body_state == BODY_READ || c->body_state == BODY_STREAM) && !c->body_paused)
+            return c->last_activity + BODY_TIMEOUT_MS;
+        return UINT64_MAX;
+    default: return UINT64_MAX;
     }
 }
 
@@ -906,6 +922,9 @@ static void begin_request(aigw_http_conn_t *c)
     r->conn = c;
     aigw_http_parser_begin(&c->parser, r);
     c->continue_sent = 0;
+    c->body_state = BODY_NONE;
+    c->body_paused = 0;
+    c->body_done = NULL;
 }
 
 static void process_input(aigw_http_conn_t *c);
@@ -941,11 +960,25 @@ static void finish_request(aigw_http_conn_t *c)
     c->abort_fn = NULL;
     c->drain_fn = NULL;
     access_log(c);
+    int body_left = c->body_state != BODY_NONE && c->body_state != BODY_DONE;
+    c->body_state = BODY_NONE;
+    c->body_done = NULL;
+    c->body_paused = 0;
     aigw_arena_reset(&c->req.arena);
     atomic_store_explicit(&c->w->stats->arena_bytes,
                           c->w->arena_pool.nfree * c->w->arena_pool.chunk_size,
                           memory_order_relaxed);
-    begin_request(c);
+    if (body_left) {
+        /* Answered before the body was taken (an early error, a plugin exit, an upstream
+         * that did not wait): read the rest and drop it, as nginx discards it, so the
+         * connection can carry the next request; the parser is still inside this message
+         * (llhttp may be on the stack), so the next one begins when the body ends. */
+        c->parser.body_mode = AIGW_BODY_DISCARD;
+        if (!c->close_after)
+            c->discarding = 1;
+    } else {
+        begin_request(c);
+    }
     if (c->close_after) {
         c->rlen = c->rpos = 0;
         if (c->wq.writes == 0)
@@ -1000,6 +1033,160 @@ static void send_continue(aigw_http_conn_t *c)
         conn_close(c);
 }
 
+/* ---- request bodies after a head dispatch ------------------------------------------------ */
+
+static int body_flowing(const aigw_http_conn_t *c)
+{
+    return c->in_request && !c->closing && !c->body_paused &&
+           (c->body_state == BODY_READ || c->body_state == BODY_STREAM);
+}
+
+int aigw_http_body_pending(const aigw_http_req_t *req)
+{
+    const aigw_http_conn_t *c = req->conn;
+    return c && c->body_state != BODY_NONE && c->body_state != BODY_DONE;
+}
+
+/* The body broke the limits or the framing while the handler waited for it: the handler
+ * lets go (its abort callback), then the client gets the parser's answer if nothing of a
+ * response was sent yet. */
+static void body_fail(aigw_http_conn_t *c)
+{
+    int status = c->parser.err_status;
+    c->body_state = BODY_NONE;
+    c->body_done = NULL;
+    if (c->abort_fn) {
+        aigw_http_abort_fn fn = c->abort_fn;
+        c->abort_fn = NULL;
+        c->drain_fn = NULL;
+        fn(&c->req, c->abort_ud);
+    }
+    if (status && !c->streaming && !c->held_head && !c->write_failed) {
+        c->close_after = 1;
+        int d = c->dispatching;
+        c->dispatching = 1;
+        respond_error(&c->req, status, NULL, 1);   /* error_handlers.lua */
+        c->dispatching = d;
+        return;
+    }
+    c->req.status = c->req.status ? c->req.status : 400;
+    c->in_request = 0;
+    access_log(c);
+    conn_close(c);
+}
+
+/* The body is complete: tell the handler (unless aigw_http_body_read is on the stack). */
+static void body_complete(aigw_http_conn_t *c)
+{
+    c->body_state = BODY_DONE;
+    aigw_http_body_done_fn fn = c->body_done;
+    c->body_done = NULL;
+    if (c->body_sync || !fn)
+        return;
+    int d = c->dispatching;
+    c->dispatching = 1;
+    fn(&c->req, c->body_ud);
+    c->dispatching = d;
+}
+
+/* Feeds what is buffered to the body being taken. */
+static void feed_body(aigw_http_conn_t *c)
+{
+    while (body_flowing(c) && c->rpos < c->rlen) {
+        size_t used = 0;
+        int d = c->dispatching;
+        c->dispatching = 1;   /* a sink that answers must not re-enter the input loop */
+        aigw_http_parse_result_t r =
+            aigw_http_parser_feed(&c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
+        c->dispatching = d;
+        if (c->closing)
+            return;
+        c->rpos += used;
+        if (r == AIGW_HTTP_PARSE_AGAIN)
+            break;
+        if (r == AIGW_HTTP_PARSE_ERROR) {
+            if (c->in_request && (c->body_state == BODY_READ || c->body_state == BODY_STREAM))
+                body_fail(c);
+            return;
+        }
+        if (c->body_state == BODY_READ || c->body_state == BODY_STREAM)
+            body_complete(c);
+        break;
+    }
+    if (body_flowing(c) && c->parser.want_continue && !c->continue_sent)
+        send_continue(c);
+}
+
+/* Picks up the body after the handler chose how to take it, or let it flow again. */
+static void body_kick(aigw_http_conn_t *c)
+{
+    if (c->closing)
+        return;
+    if (c->reading_stopped && c->wq.bytes <= MAX_PENDING_WRITE / 2) {
+        c->reading_stopped = 0;
+        if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) != 0) {
+            conn_close(c);
+            return;
+        }
+    }
+    if (c->dispatching)
+        return;   /* the input loop on the stack goes on with it */
+    process_input(c);
+    if (c->ssl && !c->closing && c->tls_ready && body_flowing(c))
+        tls_pump(c);
+}
+
+int aigw_http_body_read(aigw_http_req_t *req, aigw_http_body_done_fn done, void *ud)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->body_state != BODY_WAIT)
+        return c->body_state == BODY_DONE || c->body_state == BODY_NONE ? 1 : 0;
+    c->parser.body_mode = AIGW_BODY_BUFFER;
+    if (aigw_http_parser_buffer_body(&c->parser) != 0)
+        c->parser.err_status = 500;
+    c->body_state = BODY_READ;
+    c->body_done = done;
+    c->body_ud = ud;
+    /* What is buffered already may hold the whole body (the usual case): no callback. */
+    c->body_sync = 1;
+    if (!c->parser.err_status)
+        feed_body(c);
+    c->body_sync = 0;
+    if (c->body_state == BODY_DONE) {
+        c->body_done = NULL;
+        return 1;
+    }
+    body_kick(c);
+    return 0;
+}
+
+void aigw_http_body_stream(aigw_http_req_t *req, aigw_http_body_data_fn data,
+                           aigw_http_body_done_fn done, void *ud)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->body_state != BODY_WAIT)
+        return;
+    c->parser.body_mode = AIGW_BODY_SINK;
+    c->parser.sink = data;
+    c->parser.sink_ud = ud;
+    c->body_state = BODY_STREAM;
+    c->body_done = done;
+    c->body_ud = ud;
+    body_kick(c);
+}
+
+void aigw_http_body_pause(aigw_http_req_t *req, int pause)
+{
+    aigw_http_conn_t *c = req->conn;
+    if (c->body_paused == !!pause)
+        return;
+    c->body_paused = !!pause;
+    if (!pause)
+        body_kick(c);
+    if (!c->closing)
+        arm_timer(c);
+}
+
 static void process_input(aigw_http_conn_t *c)
 {
     if (c->tunnel_fn) {
@@ -1014,7 +1201,24 @@ static void process_input(aigw_http_conn_t *c)
         }
         return;
     }
+    if (body_flowing(c))
+        feed_body(c);
     while (!c->closing && !c->in_request && !c->close_after && c->rpos < c->rlen) {
+        if (c->discarding) {
+            size_t used = 0;
+            aigw_http_parse_result_t r =
+                aigw_http_parser_feed(&c->parser, c->rbuf + c->rpos, c->rlen - c->rpos, &used);
+            c->rpos += used;
+            if (r == AIGW_HTTP_PARSE_ERROR || c->parser.discarded > MAX_DISCARD) {
+                conn_close(c);
+                return;
+            }
+            if (r == AIGW_HTTP_PARSE_AGAIN)
+                break;
+            c->discarding = 0;
+            begin_request(c);
+            continue;
+        }
         if (c->state == CONN_WAITING) {
             set_state(c, CONN_READING);
             c->req.start_ns = uv_hrtime();
@@ -1036,6 +1240,14 @@ static void process_input(aigw_http_conn_t *c)
             else
                 conn_close(c);
             return;
+        }
+        if (r == AIGW_HTTP_PARSE_HEAD) {
+            /* A body follows: the handler decides how to take it (aigw_http_body_*). */
+            c->body_state = BODY_WAIT;
+            dispatch(c);
+            if (body_flowing(c))
+                feed_body(c);
+            continue;
         }
         dispatch(c);
     }
@@ -1136,7 +1348,8 @@ static void tls_pump(aigw_http_conn_t *c)
         c->tls_ready = 1;
     }
     for (;;) {
-        if (c->closing || (c->in_request && !c->tunnel_fn) || (c->close_after && !c->tunnel_fn))
+        if (c->closing || (c->in_request && !c->tunnel_fn && !body_flowing(c)) ||
+            (c->close_after && !c->tunnel_fn))
             return;
         if (!c->rbuf) {
             c->rbuf = buf_get(c->w);

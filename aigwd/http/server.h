@@ -148,6 +148,27 @@ void aigw_http_stream_end(aigw_http_req_t *req);
  * closed without a terminating chunk so the client sees the truncation. req is gone after. */
 void aigw_http_stream_abort(aigw_http_req_t *req);
 
+/* ---- request bodies (services with limits.head_dispatch) ----
+ * Such a service's handler is called as soon as a request head is complete. When a body
+ * follows (aigw_http_body_pending), the handler takes it in one of two ways, at once or
+ * later (until then the client is held back):
+ *  - aigw_http_body_read: buffered into req->body (limits.max_body, buffer_body). Returns 1
+ *    when the body is complete already (done is not called), else 0 and done(req, ud) runs
+ *    when it is. A body that breaks the limits or the framing is answered by the server
+ *    (413/400), after the abort callback told the handler to let go.
+ *  - aigw_http_body_stream: each decoded piece goes to data(ud, p, n) as it arrives (copy
+ *    what you keep), then done(req, ud); aigw_http_body_pause(req, 1) holds the client back
+ *    until aigw_http_body_pause(req, 0). data and done may run inside this call.
+ * A response that ends while the body is still coming: the rest is read and dropped (up to
+ * 1 MiB, else the connection closes), so the connection can carry the next request. */
+typedef void (*aigw_http_body_done_fn)(aigw_http_req_t *req, void *ud);
+typedef void (*aigw_http_body_data_fn)(void *ud, const char *p, size_t n);
+int aigw_http_body_pending(const aigw_http_req_t *req);
+int aigw_http_body_read(aigw_http_req_t *req, aigw_http_body_done_fn done, void *ud);
+void aigw_http_body_stream(aigw_http_req_t *req, aigw_http_body_data_fn data,
+                           aigw_http_body_done_fn done, void *ud);
+void aigw_http_body_pause(aigw_http_req_t *req, int pause);
+
 /* ---- protocol switch (WebSocket) ----
  * After the upstream's 101: writes the 101 head with h as given, then every byte the client
  * sends (including what followed its request head) goes to fn as it arrives; the connection

@@ -240,7 +240,14 @@ static aigw_plugin_rc_t guard_access(aigw_plugin_run_t *run, void *conf)
     return exit_error(run, MSG_JSON_ONLY);
 }
 
+static int always_reads_body(const void *conf)
+{
+    (void)conf;
+    return 1;
+}
+
 const aigw_plugin_def_t aigw_plugin_def_ai_prompt_guard = {
+    .reads_body = always_reads_body,
     .name = "ai-prompt-guard",
     .priority = 771,
     .configure = configure,

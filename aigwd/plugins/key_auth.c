@@ -487,7 +487,14 @@ static aigw_plugin_rc_t access_phase(aigw_plugin_run_t *run, void *conf)
                                                : "Unauthorized");
 }
 
+static int ka_reads_body(const void *conf)
+{
+    const conf_t *k = conf;
+    return k->in_body;
+}
+
 const aigw_plugin_def_t aigw_plugin_def_key_auth = {
+    .reads_body = ka_reads_body,
     .name = "key-auth",
     .priority = 1250,
     .configure = configure,

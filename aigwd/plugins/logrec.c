@@ -218,6 +218,11 @@ static const settings_t *settings(void)
     return &kong;
 }
 
+int aigw_logrec_wants_bodies(void)
+{
+    return settings()->bodies;
+}
+
 static int in_list(const aigw_str_t *v, size_t n, aigw_str_t name)
 {
     for (size_t i = 0; i < n; i++)

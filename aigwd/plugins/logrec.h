@@ -32,6 +32,8 @@
 /* Main thread, before the first runtime and on reload: the process-wide redaction settings
  * from conf. 0, or -1 with a message in err (a pattern that does not compile). */
 int aigw_logrec_configure(const aigw_conf_t *conf, char *err, size_t errlen);
+/* Any thread: 1 when log_request_bodies is on (request bodies are then always buffered). */
+int aigw_logrec_wants_bodies(void);
 void aigw_logrec_shutdown(void);
 
 /* The request's record (built on the first call, then cached in run): compact JSON, in the

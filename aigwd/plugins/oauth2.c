@@ -1614,7 +1614,14 @@ static aigw_plugin_rc_t access_phase(aigw_plugin_run_t *run, void *conf)
     return authenticate(run, c);
 }
 
+static int always_reads_body(const void *conf)
+{
+    (void)conf;
+    return 1;   /* the token endpoint and access_token in a form body */
+}
+
 const aigw_plugin_def_t aigw_plugin_def_oauth2 = {
+    .reads_body = always_reads_body,
     .name = "oauth2",
     .priority = 1400,
     .configure = configure,

@@ -14,6 +14,7 @@
 typedef struct chain {
     const aigw_rt_plugin_t **by_def;   /* n_defs entries; NULL where no instance applies */
     int blocked;                       /* an instance without implementation applies */
+    int reads_body;                    /* an instance reads the request body */
 } chain_t;
 
 typedef struct pstate {
@@ -26,6 +27,7 @@ typedef struct pstate {
     const aigw_rt_plugin_t **cons;     /* consumer-scoped instances */
     size_t n_cons;
     unsigned char *def_has_cons;
+    int cons_read_body;                /* a consumer-scoped instance reads the body */
     const aigw_rt_plugin_t **slab;     /* by_def arrays of the chains */
 } pstate_t;
 
@@ -111,6 +113,11 @@ static void build_chain(pstate_t *s, chain_t *ch, const char *route_id, const ch
         }
     }
     ch->blocked = best_blocked >= 0;
+    for (size_t d = 0; d < s->n_defs; d++) {
+        const aigw_rt_plugin_t *p = ch->by_def[d];
+        if (p && p->def->reads_body && p->def->reads_body(p->conf))
+            ch->reads_body = 1;
+    }
     free(best);
 }
 
@@ -183,6 +190,9 @@ int aigw_plugins_load(aigw_runtime_t *rt, const json_t *plugins, char *err, size
             size_t d = s->inst[i].def ? def_index(s, s->inst[i].def) : s->n_defs;
             if (d < s->n_defs)
                 s->def_has_cons[d] = 1;
+            const aigw_rt_plugin_t *p = &s->inst[i];
+            if (p->def && p->def->reads_body && p->def->reads_body(p->conf))
+                s->cons_read_body = 1;
         }
     }
     build_chain(s, &s->global, NULL, NULL);
@@ -369,6 +379,13 @@ static void access_continue(aigw_plugin_run_t *run)
             break;
     }
     access_finish(run);
+}
+
+int aigw_plugins_need_body(const aigw_plugin_run_t *run)
+{
+    const pstate_t *s = run->rt ? run->rt->plugins : NULL;
+    const chain_t *ch = chain_of(run);
+    return (ch && ch->reads_body) || (s && s->cons_read_body) || aigw_logrec_wants_bodies();
 }
 
 void aigw_plugins_access(aigw_plugin_run_t *run, void (*done)(aigw_plugin_run_t *, void *),

@@ -66,6 +66,9 @@ typedef struct aigw_plugin_def {
     /* Main thread on SIGUSR1 (logrotate): reopen the files the plugin writes. Must not
      * block: signal the thread that owns the files. */
     void (*reopen)(void);
+    /* Optional: 1 when an instance with this conf reads the request body (access phase), so
+     * a route with request_buffering = false still has its body buffered (NULL: never). */
+    int (*reads_body)(const void *conf);
 } aigw_plugin_def_t;
 
 /* One plugin entity of the runtime. */
@@ -212,6 +215,9 @@ void aigw_plugins_run_init(aigw_plugin_run_t *run, aigw_runtime_t *rt, aigw_http
 int aigw_plugins_rewrite(aigw_plugin_run_t *run);
 /* Access phase; done(run, ud) runs when it completes (now or later; run->exited tells
  * whether a plugin answered). */
+/* 1 when a plugin that may apply to run's route (its chain, or any consumer-scoped instance)
+ * reads the request body: the body must then be buffered before the access phase. */
+int aigw_plugins_need_body(const aigw_plugin_run_t *run);
 void aigw_plugins_access(aigw_plugin_run_t *run, void (*done)(aigw_plugin_run_t *, void *),
                          void *ud);
 /* The request ends before the access phase (no route, HTTPS required, no service): the

@@ -74,7 +74,14 @@ static aigw_plugin_rc_t rsl_access(aigw_plugin_run_t *run, void *c)
     return AIGW_PLUGIN_NEXT;
 }
 
+static int always_reads_body(const void *conf)
+{
+    (void)conf;
+    return 1;   /* a chunked body is measured by reading it */
+}
+
 const aigw_plugin_def_t aigw_plugin_def_request_size_limiting = {
+    .reads_body = always_reads_body,
     .name = "request-size-limiting",
     .priority = 951,
     .configure = configure,

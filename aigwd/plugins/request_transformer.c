@@ -280,7 +280,20 @@ oom:
     return aigw_plugin_error(run, 500, "An unexpected error occurred");
 }
 
+static int ops_any(const aigw_xform_ops_t *o)
+{
+    return o->remove.n || o->rename.n || o->replace.n || o->add.n || o->append.n;
+}
+
+/* Body operations, and a method change (GET moves form arguments to the query). */
+static int rqt_reads_body(const void *conf)
+{
+    const conf_t *k = conf;
+    return k->method != NULL || ops_any(&k->body);
+}
+
 const aigw_plugin_def_t aigw_plugin_def_request_transformer = {
+    .reads_body = rqt_reads_body,
     .name = "request-transformer",
     .priority = 801,
     .configure = configure,

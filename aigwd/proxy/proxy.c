@@ -65,6 +65,9 @@ typedef struct pctx {
     uint64_t try_start_ns;
     int head_sent;
     int paused;
+    int stream_body;              /* request_buffering = false: the body flows as it comes */
+    int body_taken;               /* body bytes left the client: nothing can be retried */
+    int body_ended;               /* the client's body is complete */
 } pctx_t;
 
 /* ---- worker ------------------------------------------------------------------------------ */
@@ -493,7 +496,18 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
                          x->run.set[i].value.p, x->run.set[i].value.n);
     aigw_str_t body = aigw_plugin_body(&x->run);
     int has_body = body.n > 0 || req_header(req, "content-length") || req->chunked;
-    if (has_body) {
+    if (x->stream_body) {
+        /* The body follows as the client sends it: its length as announced, or chunked. */
+        const aigw_http_header_t *cl = req_header(req, "content-length");
+        if (req->chunked || !cl) {
+            n += PUT_LIT(o + n, "Transfer-Encoding: chunked\r\n");
+        } else {
+            n += PUT_LIT(o + n, "Content-Length: ");
+            n += put(o + n, cl->value.p, cl->value.n < 20 ? cl->value.n : 20);
+            n += PUT_LIT(o + n, "\r\n");
+        }
+        body = AIGW_STR_NULL;
+    } else if (has_body) {
         n += PUT_LIT(o + n, "Content-Length: ");
         n += aigw_u64_to_dec(o + n, body.n);
         n += PUT_LIT(o + n, "\r\n");
@@ -751,7 +765,7 @@ static void up_on_error(void *ud, aigw_uperr_t e, int reused, int got_bytes)
     int timeout = e == AIGW_UPERR_CONNECT_TIMEOUT || e == AIGW_UPERR_WRITE_TIMEOUT ||
                   e == AIGW_UPERR_READ_TIMEOUT;
     /* A pooled connection the server had closed: try again on a new one, not counted. */
-    if (reused && !got_bytes && !timeout && is_idempotent(req->method)) {
+    if (reused && !got_bytes && !timeout && is_idempotent(req->method) && !x->body_taken) {
         start_try(x);
         return;
     }
@@ -760,8 +774,9 @@ static void up_on_error(void *ud, aigw_uperr_t e, int reused, int got_bytes)
                              timeout ? AIGW_BAL_TIMEOUT : AIGW_BAL_TCP_FAILURE, 0);
     int sent = e != AIGW_UPERR_CONNECT && e != AIGW_UPERR_CONNECT_TIMEOUT &&
                e != AIGW_UPERR_TLS;
+    /* A streamed body cannot be sent twice: once bytes of it left the client, no retry. */
     int retry = x->tries <= x->svc->retries && e != AIGW_UPERR_INVALID &&
-                (!sent || is_idempotent(req->method));
+                (!sent || is_idempotent(req->method)) && !x->body_taken;
     AIGW_LOG(retry ? AIGW_LOG_WARN : AIGW_LOG_ERR, "%s, upstream: %s:%d, try %d", aigw_uperr_text(e),
              x->target_host, x->target_port, x->tries);
     if (retry) {
@@ -794,7 +809,43 @@ static void up_on_idle(void *ud)
     }
 }
 
+/* ---- request body streaming (request_buffering = false) ---------------------------------- */
+
+static void client_body_data(void *ud, const char *p, size_t n)
+{
+    pctx_t *x = ud;
+    int r = aigw_upex_body_write(x->ex, p, n);
+    if (r != 0)
+        aigw_http_body_pause(x->req, 1);   /* 1: the upstream is slow; -1: on_error follows */
+}
+
+static void client_body_done(aigw_http_req_t *req, void *ud)
+{
+    pctx_t *x = ud;
+    (void)req;
+    x->body_ended = 1;
+    if (x->ex)
+        aigw_upex_body_end(x->ex);
+}
+
+static void up_on_body_ready(void *ud)
+{
+    pctx_t *x = ud;
+    if (x->body_taken)
+        return;
+    x->body_taken = 1;
+    aigw_http_body_stream(x->req, client_body_data, client_body_done, x);
+}
+
+static void up_on_body_drain(void *ud)
+{
+    pctx_t *x = ud;
+    aigw_http_body_pause(x->req, 0);
+}
+
 static const aigw_upex_cbs_t up_cbs = {
+    .on_body_ready = up_on_body_ready,
+    .on_body_drain = up_on_body_drain,
     .on_tunnel = up_on_tunnel,
     .on_tunnel_drain = up_on_tunnel_drain,
     .on_idle = up_on_idle,
@@ -816,6 +867,8 @@ static void start_try(pctx_t *x)
         .nbufs = x->out[1].len ? 2 : 1,
         .head_request = x->req->method == HTTP_HEAD,
         .upgrade = x->upgrade,
+        .stream_body = x->stream_body,
+        .body_chunked = x->stream_body && (x->req->chunked || !req_header(x->req, "content-length")),
     };
     if (svc->protocol == AIGW_PROTO_HTTPS || svc->protocol == AIGW_PROTO_GRPCS) {
         /* the service's own context (tls_verify, ca_certificates, client_certificate); a
@@ -1066,6 +1119,14 @@ static void after_access(aigw_plugin_run_t *run, void *ud)
     resolve_and_go(x);
 }
 
+/* The buffered body is complete: the access phase. */
+static void body_read_done(aigw_http_req_t *req, void *ud)
+{
+    pctx_t *x = ud;
+    (void)req;
+    aigw_plugins_access(&x->run, after_access, x);
+}
+
 void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
 {
     aigw_proxy_worker_t *pw = ud;
@@ -1162,6 +1223,16 @@ void aigw_proxy_handle(aigw_http_req_t *req, void *ud)
         aigw_plugins_collect_global(&x->run);
         finish_error(x, 503, "no Service found with those values", 0);
         return;
+    }
+    if (aigw_http_body_pending(req)) {
+        /* request_buffering = false streams the body to the upstream as it arrives, unless
+         * a plugin of the route reads it (then it is buffered, as nginx reads it for Kong's
+         * get_raw_body); a WebSocket upgrade has no body to stream. */
+        if (!x->route->request_buffering && !x->upgrade && !aigw_plugins_need_body(&x->run)) {
+            x->stream_body = 1;
+        } else if (aigw_http_body_read(req, body_read_done, x) == 0) {
+            return;   /* body_read_done goes on */
+        }
     }
     aigw_plugins_access(&x->run, after_access, x);
 }

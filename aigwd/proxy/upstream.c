@@ -21,6 +21,8 @@
 #define MAX_HEAD_BYTES ((size_t)64 * 1024)   /* Kong: proxy_buffer_size 160k; nginx 4k/8k */
 #define MAX_HEADERS 256
 #define READ_BUF ((size_t)64 * 1024)
+#define BODY_HIGH_WATER ((size_t)256 * 1024)   /* request body queued towards the upstream */
+#define BODY_LOW_WATER ((size_t)64 * 1024)
 
 typedef struct poolkey poolkey_t;
 typedef struct upconn upconn_t;
@@ -79,6 +81,9 @@ struct aigw_upex {
     int finished;             /* on_done / on_error delivered */
     int paused;
     int tunnel_full;
+    int body_ready_sent;      /* stream_body: on_body_ready delivered */
+    int body_ended;           /* stream_body: aigw_upex_body_end called */
+    int body_full;            /* stream_body: body_write said 1 */
     int crlf_pending;         /* bytes of the CRLF after chunk data still to check */
     const char *feed_end;
     int head_done;
@@ -295,6 +300,9 @@ static void ex_done(aigw_upex_t *x, int reusable)
     upconn_t *c = x->c;
     x->c = NULL;
     aigw_uppool_t *p = x->pool;
+    /* A response that came before the whole body was sent leaves the connection unusable. */
+    if (x->prm.stream_body && (!x->body_ended || x->state == X_SENDING))
+        reusable = 0;
     if (c) {
         c->x = NULL;
         c->requests++;
@@ -410,10 +418,25 @@ static void on_write_done(uv_write_t *w, int status)
         }
         return;
     }
-    if (c->wq.writes == 0 && c->x->state == X_SENDING)
-        after_sent(c->x);
-    else if (c->x->state == X_SENDING)
-        arm(c, c->x->prm.write_timeout);
+    aigw_upex_t *x = c->x;
+    if (x->state == X_SENDING && x->body_full && c->wq.bytes <= BODY_LOW_WATER &&
+        x->cbs.on_body_drain) {
+        x->body_full = 0;
+        x->busy++;
+        x->cbs.on_body_drain(x->ud);
+        x->busy--;
+        if (x->cancelled) {
+            if (!x->busy)
+                ex_free(x);
+            return;
+        }
+        if (c->closing || c->x != x)
+            return;
+    }
+    if (c->wq.writes == 0 && x->state == X_SENDING)
+        after_sent(x);
+    else if (x->state == X_SENDING)
+        arm(c, x->prm.write_timeout);
 }
 
 static int sock_write(upconn_t *c, const uv_buf_t *bufs, unsigned nbufs)
@@ -465,8 +488,96 @@ static void after_sent(aigw_upex_t *x)
 {
     if (x->msg_done)
         return;
+    if (x->prm.stream_body && !x->body_ended) {
+        /* Everything so far is out; the client's next body bytes are awaited (its own
+         * timeout bounds that), so no timer here. */
+        uv_timer_stop(&x->c->timer);
+        if (!x->body_ready_sent) {
+            x->body_ready_sent = 1;
+            x->busy++;
+            if (x->cbs.on_body_ready)
+                x->cbs.on_body_ready(x->ud);
+            x->busy--;
+            if (x->cancelled && !x->busy)
+                ex_free(x);
+        }
+        return;
+    }
     x->state = X_WAITING;
     arm(x->c, x->prm.read_timeout);
+}
+
+int aigw_upex_body_write(aigw_upex_t *x, const char *p, size_t n)
+{
+    if (!x || x->cancelled || x->finished || !x->c || x->body_ended)
+        return -1;
+    if (x->msg_done || x->state != X_SENDING || n == 0)
+        return 0;
+    upconn_t *c = x->c;
+    char hdr[24];
+    uv_buf_t b[3];
+    unsigned nb = 0;
+    if (x->prm.body_chunked) {
+        int k = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+        b[nb++] = uv_buf_init(hdr, (unsigned)k);
+    }
+    b[nb++] = uv_buf_init((char *)(uintptr_t)p, (unsigned)n);
+    if (x->prm.body_chunked)
+        b[nb++] = uv_buf_init((char *)(uintptr_t)"\r\n", 2);
+    int r = 0;
+    if (c->ssl) {
+        for (unsigned i = 0; i < nb && r == 0; i++) {
+            ERR_clear_error();
+            if (SSL_write(c->ssl, b[i].base, (int)b[i].len) <= 0)
+                r = -1;
+        }
+        if (r == 0)
+            r = tls_flush(c);
+    } else {
+        r = sock_write(c, b, nb);
+    }
+    if (r != 0) {
+        c->deferred_err = AIGW_UPERR_WRITE;
+        uv_timer_start(&c->timer, ex_timer_cb, 0, 0);
+        return -1;
+    }
+    if (c->wq.writes)
+        arm(c, x->prm.write_timeout);
+    if (c->wq.bytes > BODY_HIGH_WATER) {
+        x->body_full = 1;
+        return 1;
+    }
+    return 0;
+}
+
+int aigw_upex_body_end(aigw_upex_t *x)
+{
+    if (!x || x->cancelled || x->finished || !x->c || x->body_ended)
+        return -1;
+    x->body_ended = 1;
+    if (x->msg_done || x->state != X_SENDING)
+        return 0;
+    upconn_t *c = x->c;
+    if (x->prm.body_chunked) {
+        int r;
+        if (c->ssl) {
+            ERR_clear_error();
+            r = SSL_write(c->ssl, "0\r\n\r\n", 5) <= 0 ? -1 : tls_flush(c);
+        } else {
+            uv_buf_t b = uv_buf_init((char *)(uintptr_t)"0\r\n\r\n", 5);
+            r = sock_write(c, &b, 1);
+        }
+        if (r != 0) {
+            c->deferred_err = AIGW_UPERR_WRITE;
+            uv_timer_start(&c->timer, ex_timer_cb, 0, 0);
+            return -1;
+        }
+    }
+    if (c->wq.writes == 0)
+        after_sent(x);
+    else
+        arm(c, x->prm.write_timeout);
+    return 0;
 }
 
 /* ---- response parsing ------------------------------------------------------------------ */
@@ -955,7 +1066,7 @@ aigw_upex_t *aigw_upex_start(aigw_uppool_t *p, const aigw_upex_params_t *prm,
         free(x);
         return NULL;
     }
-    if (k->idle) {
+    if (k->idle && !prm->stream_body) {
         upconn_t *c = k->idle;
         idle_unlink(c);
         c->x = x;

@@ -63,6 +63,11 @@ typedef struct aigw_upex_params {
     unsigned nbufs;
     int head_request;              /* the request is a HEAD: the response has no body */
     int upgrade;                   /* the request asks for a protocol switch (WebSocket) */
+    /* bufs is only the head: the body follows with aigw_upex_body_write/_end (chunk-framed
+     * when body_chunked). Always a new connection: a pooled one the server has closed would
+     * fail after body bytes were taken from the client, when nothing can be retried. */
+    int stream_body;
+    int body_chunked;
 } aigw_upex_params_t;
 
 typedef struct aigw_upex_cbs {
@@ -88,6 +93,11 @@ typedef struct aigw_upex_cbs {
     void (*on_tunnel)(void *ud, const char *p, size_t n);
     /* Tunnel writes queued towards the upstream have drained (after tunnel_write said 1). */
     void (*on_tunnel_drain)(void *ud);
+    /* stream_body: the head is written; body bytes may follow. Once. May cancel. */
+    void (*on_body_ready)(void *ud);
+    /* stream_body: body writes have drained below the low-water mark (after body_write
+     * said 1). May cancel. */
+    void (*on_body_drain)(void *ud);
 } aigw_upex_cbs_t;
 
 /* Starts an exchange; callbacks come later, never from inside this call. NULL when out of
@@ -102,6 +112,15 @@ void aigw_upex_cancel(aigw_upex_t *x);
 int aigw_upex_tunnel_write(aigw_upex_t *x, const char *p, size_t n);
 /* Tunnel: stop / resume reading the upstream (the client is slow). */
 void aigw_upex_tunnel_pause(aigw_upex_t *x, int pause);
+
+/* stream_body: request body bytes (copied when the socket does not take them at once).
+ * 0, 1 (the queue is long: hold the client back until on_body_drain), -1 (the exchange
+ * failed; on_error follows on the next turn). After a complete response the bytes are
+ * dropped. */
+int aigw_upex_body_write(aigw_upex_t *x, const char *p, size_t n);
+/* stream_body: the body is complete (the last chunk goes out when chunked); the response
+ * timeout starts when it has been sent. 0 or -1. */
+int aigw_upex_body_end(aigw_upex_t *x);
 
 /* Reading resumes after on_body returned 1. */
 void aigw_upex_resume(aigw_upex_t *x);

@@ -48,6 +48,17 @@ static int is_ows(char c)
 }
 
 static volatile unsigned sink;
+static uint64_t sunk;   /* body bytes the AIGW_BODY_SINK callback got for this message */
+
+static void body_sink(void *ud, const char *d, size_t n)
+{
+    (void)ud;
+    unsigned sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += (unsigned char)d[i];
+    sink = sum;
+    sunk += n;
+}
 
 /* Reads every byte the request points at (ASan checks they are live) and the invariants. */
 static void check_message(const aigw_http_parser_t *p, const aigw_http_req_t *r,
@@ -111,7 +122,12 @@ static void check_message(const aigw_http_parser_t *p, const aigw_http_req_t *r,
 
     if (lim->max_body)
         CHECK(r->body_len <= lim->max_body);
-    if (lim->buffer_body) {
+    if (p->body_mode == AIGW_BODY_SINK) {
+        CHECK(r->body == NULL);
+        CHECK(sunk == r->body_len);
+    } else if (p->body_mode == AIGW_BODY_DISCARD) {
+        CHECK(r->body == NULL && r->body_len == 0);
+    } else if (lim->buffer_body) {
         if (r->body_len) {
             CHECK(r->body != NULL);
             for (uint64_t i = 0; i < r->body_len; i++)
@@ -169,6 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lim.max_body = 10u * 1024 * 1024;
 #endif
     int stop_on_close = (cfg & 0x40) != 0;
+    lim.head_dispatch = (cfg & 0x80) != 0;   /* the proxy's mode: a body choice per message */
     size_t step = steps[cfg & 7];
     uint32_t rng = 0x9e3779b9u ^ (uint32_t)len;
 
@@ -208,6 +225,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 check_error(&p);
                 failed = 1;
                 break;
+            }
+            if (r == AIGW_HTTP_PARSE_HEAD) {
+                /* As the server after a head dispatch: buffer, stream or drop the body. */
+                CHECK(lim.head_dispatch && p.headers_done);
+                rng = rng * 1664525u + 1013904223u;
+                unsigned mode = (rng >> 24) % 3;
+                sunk = 0;
+                if (mode == 0) {
+                    p.body_mode = AIGW_BODY_BUFFER;
+                    CHECK(aigw_http_parser_buffer_body(&p) == 0);
+                } else if (mode == 1) {
+                    p.body_mode = AIGW_BODY_SINK;
+                    p.sink = body_sink;
+                    p.sink_ud = NULL;
+                } else {
+                    p.body_mode = AIGW_BODY_DISCARD;
+                }
+                zero_done = 0;
+                continue;
             }
             CHECK(r == AIGW_HTTP_PARSE_DONE);
             /* A message needs bytes: two empty DONEs in a row would spin the server. */
