@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "cluster/proto.h"
 #include "core/conf.h"
 #include "core/daemon.h"
 #include "declarative/declarative.h"
@@ -26,6 +27,7 @@ static int cmd_reload(int argc, char **argv);
 static int cmd_health(int argc, char **argv);
 static int cmd_check(int argc, char **argv);
 static int cmd_version(int argc, char **argv);
+static int cmd_hybrid(int argc, char **argv);
 
 static const command_t commands[] = {
     { "start", "[-c FILE] [-p PREFIX] [--daemon]",
@@ -40,6 +42,9 @@ static const command_t commands[] = {
       "prepare or upgrade the database (SQLite or PostgreSQL)", aigw_migrations_cli },
     { "config", "init [FILE] | parse FILE | db_import FILE | db_export [FILE] [-c FILE] [-p PREFIX]",
       "use declarative configuration files (Kong's kong.yml format)", aigw_config_cli },
+    { "hybrid", "gen_cert [CERT KEY] [-d DAYS]",
+      "make the certificate/key pair that hybrid mode nodes share (./cluster.crt, "
+      "./cluster.key)", cmd_hybrid },
     { "version", "", "print the version", cmd_version },
 };
 
@@ -62,6 +67,14 @@ static void usage(FILE *f)
 static void command_usage(const command_t *c, FILE *f)
 {
     fprintf(f, "Usage: aigwd %s %s\n\n%s.\n", c->name, c->args, c->summary);
+    if (strcmp(c->name, "hybrid") == 0) {
+        fprintf(f, "\nThe certificate is self-signed, Ed25519, with CN kong_clustering; the key\n"
+                   "file is created with mode 0600. Existing files are never overwritten.\n"
+                   "\nOptions:\n"
+                   "  -d, --days DAYS     validity (default 1095 days, 3 years)\n"
+                   "  -h, --help          show this help\n");
+        return;
+    }
     if (strcmp(c->name, "check") != 0 && strcmp(c->name, "version") != 0)
         fprintf(f, "\nOptions:\n"
                    "  -c, --conf FILE     configuration file\n"
@@ -242,6 +255,60 @@ static int cmd_check(int argc, char **argv)
     }
     aigw_conf_free(&c);
     printf("configuration at %s is valid\n", o.positional);
+    return 0;
+}
+
+static int cmd_hybrid(int argc, char **argv)
+{
+    const command_t *c = find("hybrid");
+    const char *pos[3] = { NULL, NULL, NULL };
+    int npos = 0;
+    long days = 1095;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            command_usage(c, stdout);
+            return 0;
+        } else if (strcmp(a, "-d") == 0 || strcmp(a, "--days") == 0) {
+            char *end;
+            if (++i >= argc) {
+                fprintf(stderr, "aigwd hybrid: %s needs a value\n", a);
+                return 2;
+            }
+            errno = 0;
+            days = strtol(argv[i], &end, 10);
+            if (errno || *end || end == argv[i] || days < 1 || days > 36500) {
+                fprintf(stderr, "aigwd hybrid: invalid number of days '%s' (1 to 36500)\n",
+                        argv[i]);
+                return 2;
+            }
+        } else if (a[0] == '-' || npos == 3) {
+            fprintf(stderr, "aigwd hybrid: unknown argument '%s'\n", a);
+            command_usage(c, stderr);
+            return 2;
+        } else {
+            pos[npos++] = a;
+        }
+    }
+    if (npos == 0 || strcmp(pos[0], "gen_cert") != 0) {
+        fprintf(stderr, npos ? "aigwd hybrid: unknown command '%s'\n"
+                             : "aigwd hybrid: missing command%s\n", npos ? pos[0] : "");
+        command_usage(c, stderr);
+        return 2;
+    }
+    if (npos != 1 && npos != 3) {
+        fprintf(stderr, "aigwd hybrid: both cert and key path needs to be provided\n");
+        return 2;
+    }
+    const char *cert = npos == 3 ? pos[1] : "cluster.crt";
+    const char *key = npos == 3 ? pos[2] : "cluster.key";
+    char err[1024];
+    if (aigw_cf_gen_cert(cert, key, (int)days, err, sizeof(err)) != 0) {
+        fprintf(stderr, "aigwd: %s\n", err);
+        return 1;
+    }
+    printf("Successfully generated certificate/key pairs, they have been written to: '%s' and "
+           "'%s'.\n", cert, key);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include "admin/api.h"
+#include "admin/clustering.h"
 #include "admin/decode.h"
 #include "admin/respond.h"
 #include "admin/upstream_health.h"
@@ -302,6 +303,8 @@ static int plugin_prechecks(call_t *c, const aigw_entity_t *e, json_t *obj)
         json_object_set_new(fields, "name", json_string(msg));
     } else if ((p->flags & AIGW_P_NO_CONSUMER) && json_is_object(json_object_get(obj, "consumer"))) {
         fields = json_pack("{s:s}", "consumer", "value must be null");
+    } else {
+        fields = aigw_admin_clustering_plugin_fields(c->api->conf, obj);   /* hybrid, DB-less */
     }
     if (!fields)
         return 0;
@@ -1323,6 +1326,7 @@ static void endpoints(call_t *c)
                                          "/schemas/{db_entity_name}/validate",
                                          "/schemas/plugins/{name}", "/schemas/plugins/validate",
                                          "/plugins/enabled", "/tags", "/tags/{tags}", "/config",
+                                         "/clustering/data-planes", "/clustering/status",
                                          NULL };
     for (size_t i = 0; fixed[i]; i++)
         json_array_append_new(arr, json_string(fixed[i]));
@@ -1412,6 +1416,8 @@ static int dispatch(call_t *c)
         endpoints(c);
         return 1;
     }
+    if (aigw_admin_clustering_handle(c->api->conf, c->req, c->segs, c->nsegs))
+        return 1;
     if (strcmp(s0, "plugins") == 0 && c->nsegs == 2 && strcmp(c->segs[1], "enabled") == 0) {
         plugins_enabled(c);
         return 1;

@@ -77,6 +77,12 @@ static const conf_word_t database_words[] = {
     { NULL, 0 },
 };
 
+static const conf_word_t mtls_words[] = {
+    { "shared", AIGW_MTLS_SHARED },
+    { "pki", AIGW_MTLS_PKI },
+    { NULL, 0 },
+};
+
 static const conf_word_t log_level_words[] = {
     { "debug", AIGW_LOG_DEBUG },
     { "info", AIGW_LOG_INFO },
@@ -183,6 +189,26 @@ static const conf_key_t conf_keys[] = {
       .off = OFF(log_redact_patterns), .flags = F_NONE | F_EMPTY },
     { .name = "log_request_bodies", .type = T_BOOL, .def = "off",
       .off = OFF(log_request_bodies) },
+    { .name = "cluster_listen", .type = T_LISTEN, .def = "0.0.0.0:8005",
+      .off = OFF(cluster_listen) },
+    { .name = "cluster_control_plane", .type = T_STR, .def = "127.0.0.1:8005",
+      .off = OFF(cluster_control_plane) },
+    { .name = "cluster_mtls", .type = T_ENUM, .def = "shared", .off = OFF(cluster_mtls),
+      .words = mtls_words },
+    { .name = "cluster_cert", .type = T_PATH, .def = "NONE", .off = OFF(cluster_cert),
+      .flags = F_NONE },
+    { .name = "cluster_cert_key", .type = T_PATH, .def = "NONE", .off = OFF(cluster_cert_key),
+      .flags = F_NONE },
+    { .name = "cluster_ca_cert", .type = T_PATH, .def = "NONE", .off = OFF(cluster_ca_cert),
+      .flags = F_NONE },
+    { .name = "cluster_server_name", .type = T_STR, .def = "NONE",
+      .off = OFF(cluster_server_name), .flags = F_NONE },
+    { .name = "cluster_data_plane_purge_delay", .type = T_INT, .def = "1209600",
+      .off = OFF(cluster_data_plane_purge_delay), .min = 60, .max = INT_MAX },
+    { .name = "cluster_max_payload", .type = T_SIZE, .def = "16777216",
+      .off = OFF(cluster_max_payload) },
+    { .name = "cluster_ping_interval", .type = T_INT, .def = "30",
+      .off = OFF(cluster_ping_interval), .min = 1, .max = 3600 },
 };
 
 #define N_KEYS (sizeof conf_keys / sizeof conf_keys[0])
@@ -198,6 +224,7 @@ static const struct {
 } cert_pairs[] = {
     { "ssl_cert", "ssl_cert_key" },
     { "admin_ssl_cert", "admin_ssl_cert_key" },
+    { "cluster_cert", "cluster_cert_key" },
 };
 
 _Static_assert(sizeof(aigw_role_t) == sizeof(int) && sizeof(aigw_db_t) == sizeof(int) &&
@@ -1147,6 +1174,30 @@ static int check_conf(const load_t *L, const aigw_conf_t *c, char *err, size_t e
     if (c->role == AIGW_ROLE_CONTROL_PLANE && c->database == AIGW_DB_OFF) {
         snprintf(err, errlen, "role = control_plane (from %s) needs a database: database = off "
                  "(from %s) is not allowed", s1, s2);
+        return -1;
+    }
+    if (c->role != AIGW_ROLE_TRADITIONAL && (!c->cluster_cert || !c->cluster_cert_key)) {
+        snprintf(err, errlen, "cluster certificate and key must be provided to use Hybrid mode: "
+                 "set cluster_cert and cluster_cert_key (role = %s from %s); "
+                 "`aigwd hybrid gen_cert` makes a pair",
+                 c->role == AIGW_ROLE_CONTROL_PLANE ? "control_plane" : "data_plane", s1);
+        return -1;
+    }
+    if (c->role != AIGW_ROLE_TRADITIONAL && c->cluster_mtls == AIGW_MTLS_PKI &&
+        !c->cluster_ca_cert) {
+        snprintf(err, errlen, "cluster_ca_cert must be specified when cluster_mtls = \"pki\"");
+        return -1;
+    }
+    if (c->role == AIGW_ROLE_CONTROL_PLANE && c->cluster_listen.n == 0) {
+        snprintf(err, errlen, "cluster_listen must be specified when role = \"control_plane\"");
+        return -1;
+    }
+    if (c->role == AIGW_ROLE_DATA_PLANE && c->proxy_listen.n == 0) {
+        snprintf(err, errlen, "proxy_listen must be specified when role = \"data_plane\"");
+        return -1;
+    }
+    if (c->cluster_max_payload < 4194304) {
+        snprintf(err, errlen, "cluster_max_payload must be 4194304 (4MB) or greater");
         return -1;
     }
     return 0;

@@ -24,6 +24,12 @@ typedef enum {
     AIGW_DB_OFF,
 } aigw_db_t;
 
+/* cluster_mtls */
+typedef enum {
+    AIGW_MTLS_SHARED = 0,   /* CP and DP present the same certificate */
+    AIGW_MTLS_PKI,          /* each node's certificate is signed by cluster_ca_cert */
+} aigw_mtls_t;
+
 /* nginx severities, in nginx's order (debug is the most verbose). */
 typedef enum {
     AIGW_LOG_EMERG = 0,
@@ -127,6 +133,17 @@ typedef struct aigw_conf {
     char *log_redact_headers, *log_redact_query_args, *log_redact_json_fields;
     char *log_redact_patterns;
     int log_request_bodies;
+
+    /* Hybrid mode (cluster/cluster.h). Paths absolute or NULL. */
+    aigw_listen_list_t cluster_listen;       /* CP: default 0.0.0.0:8005 */
+    char *cluster_control_plane;             /* DP: host:port, default 127.0.0.1:8005 */
+    aigw_mtls_t cluster_mtls;
+    char *cluster_cert, *cluster_cert_key;   /* the key is never logged */
+    char *cluster_ca_cert;                   /* pki */
+    char *cluster_server_name;               /* pki: the CP's name the DP checks; or NULL */
+    int cluster_data_plane_purge_delay;      /* seconds, >= 60 */
+    uint64_t cluster_max_payload;            /* bytes of a compressed snapshot, >= 4 MiB */
+    int cluster_ping_interval;               /* seconds between DP heartbeats (aigw's) */
 
     /* Every known key with its effective value as text, in table order, for GET / and
      * `aigwd check`: secrets already replaced by "******". Owned. */

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <uv.h>
 #include "admin/admin.h"
+#include "cluster/cluster.h"
 #include "common/fs.h"
 #include "core/daemon.h"
 #include "core/log.h"
@@ -439,6 +440,12 @@ static void on_config_change(void *ud)
     builder.dirty = 1;
     pthread_cond_signal(&builder.cv);
     pthread_mutex_unlock(&builder.mu);
+}
+
+/* Control plane: another node committed a change (PostgreSQL NOTIFY). */
+static void on_remote_change(void)
+{
+    on_config_change(NULL);
 }
 
 static void builder_start(aigw_cfg_t *cfg)
@@ -1117,6 +1124,19 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         }
     }
 
+    /* Hybrid mode: the control plane's cluster thread starts after the fork (threads do not
+     * survive it); a data plane's settings are checked now, its link starts once the
+     * plugins are initialised (its cached configuration is loaded before "ready"). */
+    if (c->role == AIGW_ROLE_CONTROL_PLANE &&
+        aigw_cluster_cp_start(c, on_remote_change, err, sizeof(err)) != 0) {
+        report_ready(ready_fd, err);
+        goto early_fail;
+    }
+    if (c->role == AIGW_ROLE_DATA_PLANE && aigw_cluster_dp_check(c, err, sizeof(err)) != 0) {
+        report_ready(ready_fd, err);
+        goto early_fail;
+    }
+
     for (size_t i = 0; i < c->admin_listen.n; i++)
         if (!is_loopback(c->admin_listen.v[i].addr))
             AIGW_LOG(AIGW_LOG_WARN,
@@ -1197,9 +1217,15 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
         aigw_healthcheck_start();
         if (aigw_plugins_global_init(c) != 0)
             AIGW_LOG(AIGW_LOG_ERR, "a plugin could not start; requests that use it fail");
-        aigw_runtime_follow_snapshots();
+        /* A control plane proxies nothing; a data plane's runtime comes from the cluster
+         * link (cluster/dp.c). */
+        if (c->role == AIGW_ROLE_TRADITIONAL)
+            aigw_runtime_follow_snapshots();
         if (c->role != AIGW_ROLE_DATA_PLANE)
             builder_start(n->cfg);
+        if (c->role == AIGW_ROLE_DATA_PLANE &&
+            aigw_cluster_dp_start(c, n->node_id, n->hostname, err, sizeof(err)) != 0)
+            AIGW_LOG(AIGW_LOG_ERR, "%s; this data plane serves nothing", err);
         report_ready(ready_fd, "ok");
         ready_fd = -1;
         rc = 0;
@@ -1210,6 +1236,8 @@ int aigw_daemon_start(const aigw_start_opts_t *opts)
     for (size_t i = 0; i < n->n_threads; i++)
         pthread_join(n->threads[i].tid, NULL);
     builder_stop();
+    aigw_cluster_cp_stop();
+    aigw_cluster_dp_stop();
     aigw_healthcheck_stop();
     aigw_runtime_shutdown();
     aigw_plugins_global_shutdown();
@@ -1220,6 +1248,8 @@ fail_threads_init:
         thread_fini(&n->threads[i]);
     free(n->threads);
 fail_loop:
+    aigw_cluster_cp_stop();
+    aigw_cluster_dp_stop();
     if (!uv_is_closing((uv_handle_t *)&n->sig_term) && n->sig_term.loop) {
         /* Started signals are closed by stop_all; handles never started need no close. */
     }
@@ -1245,6 +1275,8 @@ fail_loop:
 
 early_fail:
     fprintf(stderr, "aigwd: %s\n", err);
+    aigw_cluster_cp_stop();
+    aigw_cluster_dp_stop();
     for (int k = 0; k < AIGW_SVC_COUNT; k++)
         SSL_CTX_free(n->ctx[k]);
     aigw_cfg_release(n->cfg);

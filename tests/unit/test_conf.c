@@ -175,7 +175,10 @@ static void effective_json(void **state)
         "upstream_keepalive_pool_size", "upstream_keepalive_max_requests",
         "upstream_keepalive_idle_timeout", "declarative_config", "log_redaction",
         "log_redact_headers", "log_redact_query_args", "log_redact_json_fields",
-        "log_redact_patterns", "log_request_bodies", "conf_path",
+        "log_redact_patterns", "log_request_bodies", "cluster_listen",
+        "cluster_control_plane", "cluster_mtls", "cluster_cert", "cluster_cert_key",
+        "cluster_ca_cert", "cluster_server_name", "cluster_data_plane_purge_delay",
+        "cluster_max_payload", "cluster_ping_interval", "conf_path",
     };
     aigw_conf_t c;
     json_t *a;
@@ -706,6 +709,8 @@ static void values_of_each_kind(void **state)
     (void)state;
     load_ok(&c,
             "role = control_plane\n"
+            "cluster_cert = /c/cluster.crt\n"
+            "cluster_cert_key = /c/cluster.key\n"
             "database = postgres\n"
             "pg_host = db\n"
             "pg_port = 6432\n"
@@ -743,8 +748,16 @@ static void values_of_each_kind(void **state)
     assert_int_equal(json_integer_value(eff(&c, "worker_processes")), 1024);
     aigw_conf_free(&c);
 
-    load_ok(&c, "pg_ssl = off\nrole = data_plane\ndatabase = off\nlog_level = error\n", no_env,
-            NULL);
+    load_ok(&c, "pg_ssl = off\nrole = data_plane\ndatabase = off\nlog_level = error\n"
+                "cluster_cert = c.crt\ncluster_cert_key = c.key\ncluster_mtls = pki\n"
+                "cluster_ca_cert = ca.crt\ncluster_control_plane = cp.example:9005\n"
+                "cluster_ping_interval = 2\n", no_env, NULL);
+    assert_int_equal(c.cluster_mtls, AIGW_MTLS_PKI);
+    assert_string_equal(c.cluster_control_plane, "cp.example:9005");
+    assert_int_equal(c.cluster_ping_interval, 2);
+    assert_int_equal(c.cluster_data_plane_purge_delay, 1209600);
+    assert_int_equal(c.cluster_max_payload, 16777216);
+    assert_true(c.cluster_cert[0] == '/');
     assert_int_equal(c.pg_ssl, 0);
     assert_int_equal(c.role, AIGW_ROLE_DATA_PLANE);
     assert_int_equal(c.database, AIGW_DB_OFF);
@@ -753,6 +766,14 @@ static void values_of_each_kind(void **state)
 
     load_fails("role = data_plane\n", no_env, "set database = off");
     load_fails("role = control_plane\ndatabase = off\n", no_env, "needs a database");
+    load_fails("role = control_plane\n", no_env, "cluster certificate and key must be provided");
+    load_fails("role = control_plane\ncluster_cert = a\ncluster_cert_key = b\n"
+               "cluster_mtls = pki\n", no_env, "cluster_ca_cert must be specified");
+    load_fails("role = control_plane\ncluster_cert = a\ncluster_cert_key = b\n"
+               "cluster_listen = off\n", no_env, "cluster_listen must be specified");
+    load_fails("cluster_cert = a\n", no_env, "must be set together");
+    load_fails("cluster_data_plane_purge_delay = 59\n", no_env, "cluster_data_plane_purge_delay");
+    load_fails("cluster_max_payload = 4194303\n", no_env, "4194304 (4MB) or greater");
 }
 
 /* aigw.conf.example sets every key, to its default. Found next to tests/ via __FILE__. */
