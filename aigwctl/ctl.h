@@ -114,6 +114,17 @@ const ctl_cmd_t *ctl_cmds_config(size_t *n);   /* config dump/validate/diff/sync
 const ctl_cmd_t *ctl_cmds_shell(size_t *n);    /* shell */
 const ctl_cmd_t *ctl_cmds_gen(size_t *n);      /* hidden: generate man page and completions */
 
+/* ---- jwt (jwt.c), shared with the load tester ---- */
+
+/* Mint a token for consumer's jwt credential, as `jwt mint` does with no extra claims: key picks
+ * the credential when the consumer has several (NULL: the only one), private_key_file is the PEM
+ * for RS and ES credentials, ttl_s the lifetime. CTL_OK with *token (caller frees), or an exit
+ * code with the message printed. */
+int ctl_jwt_mint(ctl_t *c, const char *consumer, const char *key, const char *private_key_file,
+                 long ttl_s, char **token);
+/* Parse a duration: plain seconds or a number with s, m, h, d (ms too); 0 ok, -1 if malformed. */
+int ctl_parse_duration(const char *s, double *seconds);
+
 /* ---- dispatch (main.c) ---- */
 
 /* Run one command line (argv without the program name) in session c: finds the command,

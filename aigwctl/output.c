@@ -33,7 +33,7 @@ static int emit_scalar(yaml_emitter_t *e, const char *s, int plain_ok, yaml_scal
 {
     yaml_event_t ev;
     if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)(uintptr_t)s, (int)strlen(s),
-                                      plain_ok, plain_ok, style))
+                                      plain_ok, 1, style))
         return 0;
     return yaml_emitter_emit(e, &ev);
 }
