@@ -20,7 +20,7 @@ _aigwctl_children()
     'upstream') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' ;;
     'target') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' ;;
     'ca-certificate') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' ;;
-    'jwt') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' ;;
+    'jwt') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' 'mint' 'decode' ;;
     'key-auth') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' ;;
     'basic-auth') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' ;;
     'acl') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' 'add' 'remove' ;;
@@ -133,6 +133,8 @@ _aigwctl_is_command()
     'version') return 0 ;;
     'schema show') return 0 ;;
     'api') return 0 ;;
+    'jwt mint') return 0 ;;
+    'jwt decode') return 0 ;;
     'config dump') return 0 ;;
     'config validate') return 0 ;;
     'config diff') return 0 ;;
@@ -232,6 +234,8 @@ _aigwctl_flags()
     'oauth2 delete') echo '--consumer' '--ignore-missing' "$g" ;;
     'context set') echo '--admin-url' '--proxy-url' '--ca-cert' '--insecure' '--secure' '--timeout' '--header' '--clear-headers' "$g" ;;
     'api') echo -d '--data' "$g" ;;
+    'jwt mint') echo -c '--consumer' '--key' '--ttl' '--claim' '--header' '--kid' '--private-key' '--secret-base64' "$g" ;;
+    'jwt decode') echo -c '--consumer' '--secret' '--public-key' '--secret-base64' "$g" ;;
     'config dump') echo -f '--file' '--format' "$g" ;;
     'config validate') echo '--offline' "$g" ;;
     'config sync') echo '--dry-run' "$g" ;;
@@ -820,6 +824,38 @@ _aigwctl_flag_value()
     'context set|--clear-headers') return 1 ;;
     'api|--data') return 0 ;;
     'api|-d') return 0 ;;
+    'jwt mint|--consumer')
+        echo 'consumer'
+        return 0
+        ;;
+    'jwt mint|-c')
+        echo 'consumer'
+        return 0
+        ;;
+    'jwt mint|--key') return 0 ;;
+    'jwt mint|--ttl') return 0 ;;
+    'jwt mint|--claim') return 0 ;;
+    'jwt mint|--header') return 0 ;;
+    'jwt mint|--kid') return 1 ;;
+    'jwt mint|--private-key')
+        echo 'file'
+        return 0
+        ;;
+    'jwt mint|--secret-base64') return 1 ;;
+    'jwt decode|--consumer')
+        echo 'consumer'
+        return 0
+        ;;
+    'jwt decode|-c')
+        echo 'consumer'
+        return 0
+        ;;
+    'jwt decode|--secret') return 0 ;;
+    'jwt decode|--public-key')
+        echo 'file'
+        return 0
+        ;;
+    'jwt decode|--secret-base64') return 1 ;;
     'config dump|--file')
         echo 'file'
         return 0

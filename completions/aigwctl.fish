@@ -30,7 +30,7 @@ function __aigwctl_children
         case 'ca-certificate'
             printf '%s\n' 'list' 'get' 'create' 'update' 'upsert' 'delete'
         case 'jwt'
-            printf '%s\n' 'list' 'get' 'create' 'update' 'upsert' 'delete'
+            printf '%s\n' 'list' 'get' 'create' 'update' 'upsert' 'delete' 'mint' 'decode'
         case 'key-auth'
             printf '%s\n' 'list' 'get' 'create' 'update' 'upsert' 'delete'
         case 'basic-auth'
@@ -583,6 +583,30 @@ function __aigwctl_flag_value
             return 1
         case 'api|--data' 'api|-d'
             return 0
+        case 'jwt mint|--consumer' 'jwt mint|-c'
+            return 0
+        case 'jwt mint|--key'
+            return 0
+        case 'jwt mint|--ttl'
+            return 0
+        case 'jwt mint|--claim'
+            return 0
+        case 'jwt mint|--header'
+            return 0
+        case 'jwt mint|--kid'
+            return 1
+        case 'jwt mint|--private-key'
+            return 0
+        case 'jwt mint|--secret-base64'
+            return 1
+        case 'jwt decode|--consumer' 'jwt decode|-c'
+            return 0
+        case 'jwt decode|--secret'
+            return 0
+        case 'jwt decode|--public-key'
+            return 0
+        case 'jwt decode|--secret-base64'
+            return 1
         case 'config dump|--file' 'config dump|-f'
             return 0
         case 'config dump|--format'
@@ -690,7 +714,7 @@ complete -c aigwctl -n '__aigwctl_at \'\'' -a 'sni' -d 'sni commands: list, get,
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'upstream' -d 'upstream commands: list, get, create, update, upsert, delete'
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'target' -d 'target commands: list, get, create, update, upsert, delete'
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'ca-certificate' -d 'ca-certificate commands: list, get, create, update, upsert, delete'
-complete -c aigwctl -n '__aigwctl_at \'\'' -a 'jwt' -d 'jwt commands: list, get, create, update, upsert, delete'
+complete -c aigwctl -n '__aigwctl_at \'\'' -a 'jwt' -d 'jwt commands: list, get, create, update, upsert, delete, mint, decode'
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'key-auth' -d 'key-auth commands: list, get, create, update, upsert, delete'
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'basic-auth' -d 'basic-auth commands: list, get, create, update, upsert, delete'
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'acl' -d 'acl commands: list, get, create, update, upsert, delete, add, remove'
@@ -785,6 +809,8 @@ complete -c aigwctl -n '__aigwctl_at \'jwt\'' -a 'create' -d 'Create a jwt crede
 complete -c aigwctl -n '__aigwctl_at \'jwt\'' -a 'update' -d 'Change fields of a jwt credential'
 complete -c aigwctl -n '__aigwctl_at \'jwt\'' -a 'upsert' -d 'Create or replace a jwt credential'
 complete -c aigwctl -n '__aigwctl_at \'jwt\'' -a 'delete' -d 'Delete a jwt credential'
+complete -c aigwctl -n '__aigwctl_at \'jwt\'' -a 'mint' -d 'Mint a JWT signed with a consumer\'s jwt credential and print only the token'
+complete -c aigwctl -n '__aigwctl_at \'jwt\'' -a 'decode' -d 'Show a JWT\'s header and claims and whether it verifies'
 
 # after: key-auth
 complete -c aigwctl -n '__aigwctl_at \'key-auth\'' -a 'list' -d 'List key-auth credentials (every page)'
@@ -1355,6 +1381,22 @@ complete -c aigwctl -n '__aigwctl_cmd \'schema show\'' -x -a '(__aigwctl_live sc
 # api
 complete -c aigwctl -n '__aigwctl_cmd \'api\'' -s d -l data -x -d 'send this JSON document as the body (instead of key=value pairs)'
 complete -c aigwctl -n '__aigwctl_cmd \'api\'' -x -a '(__aigwctl_live method)'
+
+# jwt mint
+complete -c aigwctl -n '__aigwctl_cmd \'jwt mint\'' -s c -l consumer -x -a '(__aigwctl_live consumer)' -d 'the consumer (username or id) whose jwt credential signs'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt mint\'' -l key -x -d 'the credential\'s key, when the consumer has several'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt mint\'' -l ttl -x -d 'lifetime: exp = now + DURATION (30s, 5m, 2h, 1d or seconds; default 5m)'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt mint\'' -l claim -x -d 'add a claim; VALUE is JSON when it parses (42, true, [..]), else a string'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt mint\'' -l header -x -d 'add a field to the JWT header (same VALUE rule)'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt mint\'' -l kid -d 'put the credential\'s key in the header\'s kid too'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt mint\'' -l private-key -r -F -d 'PEM private key, for RS* and ES* credentials'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt mint\'' -l secret-base64 -d 'the secret is base64 (for a jwt plugin with config.secret_is_base64=true)'
+
+# jwt decode
+complete -c aigwctl -n '__aigwctl_cmd \'jwt decode\'' -s c -l consumer -x -a '(__aigwctl_live consumer)' -d 'verify with this consumer\'s jwt credential (read from the admin API)'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt decode\'' -l secret -x -d 'verify an HS* token with this secret'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt decode\'' -l public-key -r -F -d 'verify an RS*/ES* token with this PEM public key'
+complete -c aigwctl -n '__aigwctl_cmd \'jwt decode\'' -l secret-base64 -d 'the secret (given or the credential\'s) is base64'
 
 # config dump
 complete -c aigwctl -n '__aigwctl_cmd \'config dump\'' -s f -l file -r -F -d 'write the configuration to FILE (mode 0600) instead of stdout'

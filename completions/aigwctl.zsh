@@ -21,7 +21,7 @@ _aigwctl_children() {
       'upstream:upstream commands: list, get, create, update, upsert, delete'
       'target:target commands: list, get, create, update, upsert, delete'
       'ca-certificate:ca-certificate commands: list, get, create, update, upsert, delete'
-      'jwt:jwt commands: list, get, create, update, upsert, delete'
+      'jwt:jwt commands: list, get, create, update, upsert, delete, mint, decode'
       'key-auth:key-auth commands: list, get, create, update, upsert, delete'
       'basic-auth:basic-auth commands: list, get, create, update, upsert, delete'
       'acl:acl commands: list, get, create, update, upsert, delete, add, remove'
@@ -116,6 +116,8 @@ _aigwctl_children() {
       'update:Change fields of a jwt credential'
       'upsert:Create or replace a jwt credential'
       'delete:Delete a jwt credential'
+      'mint:Mint a JWT signed with a consumer'\''s jwt credential and print only the token'
+      'decode:Show a JWT'\''s header and claims and whether it verifies'
     ) ;;
     ('key-auth') reply=(
       'list:List key-auth credentials (every page)'
@@ -272,6 +274,8 @@ _aigwctl_is_command() {
     ('version') return 0 ;;
     ('schema show') return 0 ;;
     ('api') return 0 ;;
+    ('jwt mint') return 0 ;;
+    ('jwt decode') return 0 ;;
     ('config dump') return 0 ;;
     ('config validate') return 0 ;;
     ('config diff') return 0 ;;
@@ -721,6 +725,24 @@ _aigwctl_flags() {
     '-d:send this JSON document as the body (instead of key=value pairs)'
     '--data:send this JSON document as the body (instead of key=value pairs)'
     ) ;;
+    ('jwt mint') reply=(
+    '-c:the consumer (username or id) whose jwt credential signs'
+    '--consumer:the consumer (username or id) whose jwt credential signs'
+    '--key:the credential'\''s key, when the consumer has several'
+    '--ttl:lifetime: exp = now + DURATION (30s, 5m, 2h, 1d or seconds; default 5m)'
+    '--claim:add a claim; VALUE is JSON when it parses (42, true, [..]), else a string'
+    '--header:add a field to the JWT header (same VALUE rule)'
+    '--kid:put the credential'\''s key in the header'\''s kid too'
+    '--private-key:PEM private key, for RS* and ES* credentials'
+    '--secret-base64:the secret is base64 (for a jwt plugin with config.secret_is_base64=true)'
+    ) ;;
+    ('jwt decode') reply=(
+    '-c:verify with this consumer'\''s jwt credential (read from the admin API)'
+    '--consumer:verify with this consumer'\''s jwt credential (read from the admin API)'
+    '--secret:verify an HS* token with this secret'
+    '--public-key:verify an RS*/ES* token with this PEM public key'
+    '--secret-base64:the secret (given or the credential'\''s) is base64'
+    ) ;;
     ('config dump') reply=(
     '-f:write the configuration to FILE (mode 0600) instead of stdout'
     '--file:write the configuration to FILE (mode 0600) instead of stdout'
@@ -1023,6 +1045,18 @@ _aigwctl_flag_value() {
     'context set|--header') REPLY=''; return 0 ;;
     'context set|--clear-headers') return 1 ;;
     'api|--data' | 'api|-d') REPLY=''; return 0 ;;
+    'jwt mint|--consumer' | 'jwt mint|-c') REPLY='consumer'; return 0 ;;
+    'jwt mint|--key') REPLY=''; return 0 ;;
+    'jwt mint|--ttl') REPLY=''; return 0 ;;
+    'jwt mint|--claim') REPLY=''; return 0 ;;
+    'jwt mint|--header') REPLY=''; return 0 ;;
+    'jwt mint|--kid') return 1 ;;
+    'jwt mint|--private-key') REPLY='file'; return 0 ;;
+    'jwt mint|--secret-base64') return 1 ;;
+    'jwt decode|--consumer' | 'jwt decode|-c') REPLY='consumer'; return 0 ;;
+    'jwt decode|--secret') REPLY=''; return 0 ;;
+    'jwt decode|--public-key') REPLY='file'; return 0 ;;
+    'jwt decode|--secret-base64') return 1 ;;
     'config dump|--file' | 'config dump|-f') REPLY='file'; return 0 ;;
     'config dump|--format') REPLY='yaml|json'; return 0 ;;
     'config validate|--offline') return 1 ;;
