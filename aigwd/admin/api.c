@@ -1326,7 +1326,8 @@ static void endpoints(call_t *c)
                                          "/schemas/{db_entity_name}/validate",
                                          "/schemas/plugins/{name}", "/schemas/plugins/validate",
                                          "/plugins/enabled", "/tags", "/tags/{tags}", "/config",
-                                         "/clustering/data-planes", "/clustering/status",
+                                         "/metrics", "/clustering/data-planes",
+                                         "/clustering/status",
                                          NULL };
     for (size_t i = 0; fixed[i]; i++)
         json_array_append_new(arr, json_string(fixed[i]));

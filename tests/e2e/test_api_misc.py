@@ -264,7 +264,8 @@ def test_endpoints(gw):
     for ep in ("/plugins", "/services", "/services/{services}/routes",
                "/consumers/{consumers}/jwt", "/basic-auths/{basicauth_credentials}",
                "/routes/{routes}", "/consumers/{consumers}/acls", "/upstreams/{upstreams}/targets",
-               "/certificates/{certificates}/snis", "/tags", "/plugins/enabled"):
+               "/certificates/{certificates}/snis", "/tags", "/plugins/enabled",
+               "/metrics"):
         assert ep in data, ep
 
 
