@@ -10,7 +10,7 @@
 _aigwctl_children()
 {
     case $1 in
-    '') echo 'service' 'route' 'consumer' 'plugin' 'certificate' 'sni' 'upstream' 'target' 'ca-certificate' 'jwt' 'key-auth' 'basic-auth' 'acl' 'oauth2' 'context' 'status' 'info' 'version' 'schema' 'api' 'config' 'shell' ;;
+    '') echo 'service' 'route' 'consumer' 'plugin' 'certificate' 'sni' 'upstream' 'target' 'ca-certificate' 'jwt' 'key-auth' 'basic-auth' 'acl' 'oauth2' 'context' 'status' 'info' 'version' 'schema' 'api' 'config' 'loadtest' 'shell' ;;
     'service') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' ;;
     'route') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' ;;
     'consumer') echo 'list' 'get' 'create' 'update' 'upsert' 'delete' ;;
@@ -139,6 +139,7 @@ _aigwctl_is_command()
     'config validate') return 0 ;;
     'config diff') return 0 ;;
     'config sync') return 0 ;;
+    'loadtest') return 0 ;;
     'shell') return 0 ;;
     esac
     return 1
@@ -239,6 +240,7 @@ _aigwctl_flags()
     'config dump') echo -f '--file' '--format' "$g" ;;
     'config validate') echo '--offline' "$g" ;;
     'config sync') echo '--dry-run' "$g" ;;
+    'loadtest') echo '--rpm' '--rps' -d '--duration' -n '--requests' -u '--url' '--path' -H '--header' -X '--method' '--data' '--jwt-consumer' '--jwt-key' '--jwt-private-key' -c '--concurrency' '--no-align' -e '--expect' '--tolerance' '--allow-remote' "$g" ;;
     *) echo "$g" ;;
     esac
 }
@@ -870,6 +872,42 @@ _aigwctl_flag_value()
         ;;
     'config validate|--offline') return 1 ;;
     'config sync|--dry-run') return 1 ;;
+    'loadtest|--rpm') return 0 ;;
+    'loadtest|--rps') return 0 ;;
+    'loadtest|--duration') return 0 ;;
+    'loadtest|-d') return 0 ;;
+    'loadtest|--requests') return 0 ;;
+    'loadtest|-n') return 0 ;;
+    'loadtest|--url')
+        echo 'url'
+        return 0
+        ;;
+    'loadtest|-u')
+        echo 'url'
+        return 0
+        ;;
+    'loadtest|--path') return 0 ;;
+    'loadtest|--header') return 0 ;;
+    'loadtest|-H') return 0 ;;
+    'loadtest|--method') return 0 ;;
+    'loadtest|-X') return 0 ;;
+    'loadtest|--data') return 0 ;;
+    'loadtest|--jwt-consumer')
+        echo 'consumer'
+        return 0
+        ;;
+    'loadtest|--jwt-key') return 0 ;;
+    'loadtest|--jwt-private-key')
+        echo 'file'
+        return 0
+        ;;
+    'loadtest|--concurrency') return 0 ;;
+    'loadtest|-c') return 0 ;;
+    'loadtest|--no-align') return 1 ;;
+    'loadtest|--expect') return 0 ;;
+    'loadtest|-e') return 0 ;;
+    'loadtest|--tolerance') return 0 ;;
+    'loadtest|--allow-remote') return 1 ;;
     esac
     case $2 in
     --admin-url)

@@ -10,7 +10,7 @@
 function __aigwctl_children
     switch $argv[1]
         case ''
-            printf '%s\n' 'service' 'route' 'consumer' 'plugin' 'certificate' 'sni' 'upstream' 'target' 'ca-certificate' 'jwt' 'key-auth' 'basic-auth' 'acl' 'oauth2' 'context' 'status' 'info' 'version' 'schema' 'api' 'config' 'shell'
+            printf '%s\n' 'service' 'route' 'consumer' 'plugin' 'certificate' 'sni' 'upstream' 'target' 'ca-certificate' 'jwt' 'key-auth' 'basic-auth' 'acl' 'oauth2' 'context' 'status' 'info' 'version' 'schema' 'api' 'config' 'loadtest' 'shell'
         case 'service'
             printf '%s\n' 'list' 'get' 'create' 'update' 'upsert' 'delete'
         case 'route'
@@ -615,6 +615,40 @@ function __aigwctl_flag_value
             return 1
         case 'config sync|--dry-run'
             return 1
+        case 'loadtest|--rpm'
+            return 0
+        case 'loadtest|--rps'
+            return 0
+        case 'loadtest|--duration' 'loadtest|-d'
+            return 0
+        case 'loadtest|--requests' 'loadtest|-n'
+            return 0
+        case 'loadtest|--url' 'loadtest|-u'
+            return 0
+        case 'loadtest|--path'
+            return 0
+        case 'loadtest|--header' 'loadtest|-H'
+            return 0
+        case 'loadtest|--method' 'loadtest|-X'
+            return 0
+        case 'loadtest|--data'
+            return 0
+        case 'loadtest|--jwt-consumer'
+            return 0
+        case 'loadtest|--jwt-key'
+            return 0
+        case 'loadtest|--jwt-private-key'
+            return 0
+        case 'loadtest|--concurrency' 'loadtest|-c'
+            return 0
+        case 'loadtest|--no-align'
+            return 1
+        case 'loadtest|--expect' 'loadtest|-e'
+            return 0
+        case 'loadtest|--tolerance'
+            return 0
+        case 'loadtest|--allow-remote'
+            return 1
     end
     switch $argv[2]
         case --admin-url
@@ -726,6 +760,7 @@ complete -c aigwctl -n '__aigwctl_at \'\'' -a 'version' -d 'Print aigwctl\'s ver
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'schema' -d 'schema commands: show'
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'api' -d 'Send any admin API request; key=value pairs are sent as a form, in the admin API\'s syntax'
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'config' -d 'config commands: dump, validate, diff, sync'
+complete -c aigwctl -n '__aigwctl_at \'\'' -a 'loadtest' -d 'Send requests at a constant rate and report status counts and latencies'
 complete -c aigwctl -n '__aigwctl_at \'\'' -a 'shell' -d 'Open an interactive shell (also: aigwctl with no arguments)'
 
 # after: service
@@ -1412,6 +1447,25 @@ complete -c aigwctl -n '__aigwctl_cmd \'config diff\'' -F
 # config sync
 complete -c aigwctl -n '__aigwctl_cmd \'config sync\'' -l dry-run -d 'show what would change (as config diff) and change nothing'
 complete -c aigwctl -n '__aigwctl_cmd \'config sync\'' -F
+
+# loadtest
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l rpm -x -d 'arrival rate in requests per minute (may be fractional)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l rps -x -d 'arrival rate in requests per second (may be fractional)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -s d -l duration -x -d 'how long to send (30s, 2m; default 60s with --rpm, 10s with --rps)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -s n -l requests -x -d 'send exactly N requests (instead of --duration)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -s u -l url -x -a '(__aigwctl_live url)' -d 'the target (default: the context\'s proxy URL + --path)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l path -x -d 'path on the proxy when --url is not given (default /)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -s H -l header -x -d 'add a header to every request (repeatable)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -s X -l method -x -d 'HTTP method (default GET, or POST with --data)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l data -x -d 'request body, or @FILE to read it from a file'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l jwt-consumer -x -a '(__aigwctl_live consumer)' -d 'mint a token for this consumer (as jwt mint) and send it as Bearer'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l jwt-key -x -d 'with --jwt-consumer: the credential\'s key, when there are several'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l jwt-private-key -r -F -d 'with --jwt-consumer: PEM private key for RS*/ES* credentials'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -s c -l concurrency -x -d 'at most N requests in flight (default 256); later ones wait'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l no-align -d 'start at once instead of at the next whole minute (--rpm) or second (--rps)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -s e -l expect -x -d 'expected counts by status (\'error\' for failures): exit 4 when missed'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l tolerance -x -d 'allowed difference for each --expect count (default 0)'
+complete -c aigwctl -n '__aigwctl_cmd \'loadtest\'' -l allow-remote -d 'allow a target that is not a loopback address'
 
 # Global flags
 complete -c aigwctl -l admin-url -x -a '(__aigwctl_live url)' -d 'admin API to talk to (env AIGW_ADMIN_URL, default http://127.0.0.1:8001)'

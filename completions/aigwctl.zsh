@@ -33,6 +33,7 @@ _aigwctl_children() {
       'schema:schema commands: show'
       'api:Send any admin API request; key=value pairs are sent as a form, in the admin API'\''s syntax'
       'config:config commands: dump, validate, diff, sync'
+      'loadtest:Send requests at a constant rate and report status counts and latencies'
       'shell:Open an interactive shell (also: aigwctl with no arguments)'
     ) ;;
     ('service') reply=(
@@ -280,6 +281,7 @@ _aigwctl_is_command() {
     ('config validate') return 0 ;;
     ('config diff') return 0 ;;
     ('config sync') return 0 ;;
+    ('loadtest') return 0 ;;
     ('shell') return 0 ;;
   esac
   return 1
@@ -754,6 +756,32 @@ _aigwctl_flags() {
     ('config sync') reply=(
     '--dry-run:show what would change (as config diff) and change nothing'
     ) ;;
+    ('loadtest') reply=(
+    '--rpm:arrival rate in requests per minute (may be fractional)'
+    '--rps:arrival rate in requests per second (may be fractional)'
+    '-d:how long to send (30s, 2m; default 60s with --rpm, 10s with --rps)'
+    '--duration:how long to send (30s, 2m; default 60s with --rpm, 10s with --rps)'
+    '-n:send exactly N requests (instead of --duration)'
+    '--requests:send exactly N requests (instead of --duration)'
+    '-u:the target (default: the context'\''s proxy URL + --path)'
+    '--url:the target (default: the context'\''s proxy URL + --path)'
+    '--path:path on the proxy when --url is not given (default /)'
+    '-H:add a header to every request (repeatable)'
+    '--header:add a header to every request (repeatable)'
+    '-X:HTTP method (default GET, or POST with --data)'
+    '--method:HTTP method (default GET, or POST with --data)'
+    '--data:request body, or @FILE to read it from a file'
+    '--jwt-consumer:mint a token for this consumer (as jwt mint) and send it as Bearer'
+    '--jwt-key:with --jwt-consumer: the credential'\''s key, when there are several'
+    '--jwt-private-key:with --jwt-consumer: PEM private key for RS*/ES* credentials'
+    '-c:at most N requests in flight (default 256); later ones wait'
+    '--concurrency:at most N requests in flight (default 256); later ones wait'
+    '--no-align:start at once instead of at the next whole minute (--rpm) or second (--rps)'
+    '-e:expected counts by status ('\''error'\'' for failures): exit 4 when missed'
+    '--expect:expected counts by status ('\''error'\'' for failures): exit 4 when missed'
+    '--tolerance:allowed difference for each --expect count (default 0)'
+    '--allow-remote:allow a target that is not a loopback address'
+    ) ;;
     (*) reply=() ;;
   esac
   reply+=(
@@ -1061,6 +1089,23 @@ _aigwctl_flag_value() {
     'config dump|--format') REPLY='yaml|json'; return 0 ;;
     'config validate|--offline') return 1 ;;
     'config sync|--dry-run') return 1 ;;
+    'loadtest|--rpm') REPLY=''; return 0 ;;
+    'loadtest|--rps') REPLY=''; return 0 ;;
+    'loadtest|--duration' | 'loadtest|-d') REPLY=''; return 0 ;;
+    'loadtest|--requests' | 'loadtest|-n') REPLY=''; return 0 ;;
+    'loadtest|--url' | 'loadtest|-u') REPLY='url'; return 0 ;;
+    'loadtest|--path') REPLY=''; return 0 ;;
+    'loadtest|--header' | 'loadtest|-H') REPLY=''; return 0 ;;
+    'loadtest|--method' | 'loadtest|-X') REPLY=''; return 0 ;;
+    'loadtest|--data') REPLY=''; return 0 ;;
+    'loadtest|--jwt-consumer') REPLY='consumer'; return 0 ;;
+    'loadtest|--jwt-key') REPLY=''; return 0 ;;
+    'loadtest|--jwt-private-key') REPLY='file'; return 0 ;;
+    'loadtest|--concurrency' | 'loadtest|-c') REPLY=''; return 0 ;;
+    'loadtest|--no-align') return 1 ;;
+    'loadtest|--expect' | 'loadtest|-e') REPLY=''; return 0 ;;
+    'loadtest|--tolerance') REPLY=''; return 0 ;;
+    'loadtest|--allow-remote') return 1 ;;
   esac
   case $2 in
     --admin-url) REPLY='url'; return 0 ;;
