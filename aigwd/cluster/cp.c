@@ -774,26 +774,11 @@ static void on_snapshot(aigw_snapshot_t *snap, void *ud)
 
 static int open_listener(const aigw_listen_t *l, char *err, size_t errlen)
 {
-    const char *addr = strcmp(l->addr, "*") == 0 ? "0.0.0.0" : l->addr;
-    int v6 = strchr(addr, ':') != NULL;
+    int v6;
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
     socklen_t sl;
-    if (v6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)l->port);
-        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
-            goto bad;
-        sl = sizeof(*s6);
-    } else {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)l->port);
-        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
-            goto bad;
-        sl = sizeof(*s4);
-    }
+    if (aigw_listen_sockaddr(l, &ss, &sl, &v6) != 0)
+        goto bad;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
     if (fd < 0)
         goto sys;

@@ -10,6 +10,7 @@
 #define AIGW_CORE_CONF_H
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <jansson.h>
 
 typedef enum {
@@ -167,6 +168,10 @@ void aigw_conf_free(aigw_conf_t *c);   /* frees the members; c itself is the cal
  * wrong (no key or source: the caller adds those). */
 int aigw_listen_parse(const char *s, aigw_listen_list_t *out, char *err, size_t errlen);
 void aigw_listen_list_free(aigw_listen_list_t *l);
+/* The socket address of l ("*" is 0.0.0.0), and whether it is IPv6. 0, or -1 when the address
+ * does not parse. */
+int aigw_listen_sockaddr(const aigw_listen_t *l, struct sockaddr_storage *ss, socklen_t *sl,
+                         int *v6);
 
 /* nginx size syntax: "0", "8192", "8k", "10m", "1g" (case-insensitive). 0 or -1. */
 int aigw_size_parse(const char *s, uint64_t *out);

@@ -253,6 +253,30 @@ void aigw_listen_list_free(aigw_listen_list_t *l)
     l->n = 0;
 }
 
+int aigw_listen_sockaddr(const aigw_listen_t *l, struct sockaddr_storage *ss, socklen_t *sl,
+                         int *v6)
+{
+    const char *addr = strcmp(l->addr, "*") == 0 ? "0.0.0.0" : l->addr;
+    *v6 = strchr(addr, ':') != NULL;
+    memset(ss, 0, sizeof(*ss));
+    if (*v6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)l->port);
+        if (inet_pton(AF_INET6, addr, &s6->sin6_addr) != 1)
+            return -1;
+        *sl = sizeof(*s6);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)l->port);
+        if (inet_pton(AF_INET, addr, &s4->sin_addr) != 1)
+            return -1;
+        *sl = sizeof(*s4);
+    }
+    return 0;
+}
+
 int aigw_size_parse(const char *s, uint64_t *out)
 {
     aigw_str_t v = aigw_str_trim(aigw_str_c(s));
