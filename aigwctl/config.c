@@ -1845,7 +1845,10 @@ static int run_validate(ctl_t *c, const ctl_cmd_t *cmd, ctl_args_t *a)
     load_items(doc, &fs);
     int rc = CTL_OK;
     if (!ctl_opt_on(a, "offline")) {
-        static const char *const placeholder = "00000000-0000-4000-8000-000000000000";
+        /* A reference the file resolves by name to an entity it creates has no id yet; the
+         * schema check only wants a well-formed uuid there (the reference itself was checked
+         * locally above), so it gets this nil-shaped one. */
+        static const char *const name_ref_id = "00000000-0000-4000-8000-000000000000";
         for (size_t i = 0; i < fs.s.n && rc == CTL_OK; i++) {
             item_t *it = &fs.s.v[i];
             json_t *body = json_deep_copy(it->raw);
@@ -1854,7 +1857,8 @@ static int run_validate(ctl_t *c, const ctl_cmd_t *cmd, ctl_args_t *a)
                     continue;
                 const char *id = it->fk[sl] >= 0 ? item_id(&fs.s.v[it->fk[sl]]) : NULL;
                 if (it->fk[sl] >= 0 || it->ref[sl])
-                    json_object_set_new(body, it->k->fk[sl], json_pack("{s:s}", "id", id ? id : placeholder));
+                    json_object_set_new(body, it->k->fk[sl],
+                                        json_pack("{s:s}", "id", id ? id : name_ref_id));
             }
             char path[128];
             snprintf(path, sizeof(path), "/schemas/%s/validate", it->k->coll);

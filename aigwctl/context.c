@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "common/sbuf.h"
 
 #define MAX_CTX 64
@@ -282,54 +283,21 @@ static int conf_save(const char *path, const conf_t *f)
         fprintf(stderr, "aigwctl: out of memory\n");
         return CTL_EAPI;
     }
-    /* mkdir -p the directory (0700). */
+    /* The directory (0700), then the file: temp + fsync + rename, 0600 (headers may hold
+     * tokens). */
     char *dir = strdup(path);
     char *slash = dir ? strrchr(dir, '/') : NULL;
     if (slash && slash != dir) {
         *slash = '\0';
-        for (char *q = dir + 1; *q; q++) {
-            if (*q == '/') {
-                *q = '\0';
-                mkdir(dir, 0700);
-                *q = '/';
-            }
-        }
-        mkdir(dir, 0700);
+        aigw_mkdir_p(dir, 0700);
     }
-    aigw_sbuf_t tmp = { 0 };
-    aigw_sbuf_addf(&tmp, "%s.tmp.XXXXXX", path);
+    free(dir);
     int rc = CTL_OK;
-    int fd = tmp.p ? mkstemp(tmp.p) : -1;
-    if (fd < 0) {
+    if (aigw_write_file_atomic(path, b.p ? b.p : "", b.n, 0600) != 0) {
         fprintf(stderr, "aigwctl: cannot write %s: %s\n", path, strerror(errno));
         rc = CTL_EAPI;
-    } else {
-        int ok = fchmod(fd, 0600) == 0;
-        size_t off = 0;
-        while (ok && off < b.n) {
-            ssize_t w = write(fd, b.p + off, b.n - off);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0)
-                ok = 0;
-            else
-                off += (size_t)w;
-        }
-        if (ok && fsync(fd) != 0)
-            ok = 0;
-        if (close(fd) != 0)
-            ok = 0;
-        if (ok && rename(tmp.p, path) != 0)
-            ok = 0;
-        if (!ok) {
-            fprintf(stderr, "aigwctl: cannot write %s: %s\n", path, strerror(errno));
-            unlink(tmp.p);
-            rc = CTL_EAPI;
-        }
     }
-    aigw_sbuf_free(&tmp);
     aigw_sbuf_free(&b);
-    free(dir);
     return rc;
 }
 
