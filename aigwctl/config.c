@@ -11,16 +11,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml.h>
 
 #include "common/sbuf.h"
+#include "common/yaml.h"
 
 /* ---- entity kinds -------------------------------------------------------------------------- */
 
@@ -184,279 +182,6 @@ static void print_problems(ctl_t *c, const char *file, json_t *probs)
     printf("%s: %zu problem%s\n", file, json_array_size(probs), json_array_size(probs) == 1 ? "" : "s");
 }
 
-/* ---- reading a file: JSON or YAML (libyaml events into jansson) ---------------------------- */
-
-typedef struct yp {
-    yaml_parser_t p;
-    json_t *anchors;
-    char err[300];
-    int depth;
-} yp_t;
-
-static int plain_match(const char *s, const char *const *words)
-{
-    for (size_t i = 0; words[i]; i++)
-        if (strcmp(s, words[i]) == 0)
-            return 1;
-    return 0;
-}
-
-/* YAML 1.1 resolution of a plain scalar: null, booleans, integers, floats, else a string. */
-static json_t *plain_scalar(const char *s)
-{
-    static const char *const nulls[] = { "", "~", "null", "Null", "NULL", NULL };
-    static const char *const trues[] = { "true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON", NULL };
-    static const char *const falses[] = { "false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF", NULL };
-    if (plain_match(s, nulls))
-        return json_null();
-    if (plain_match(s, trues))
-        return json_true();
-    if (plain_match(s, falses))
-        return json_false();
-    char buf[64];
-    size_t j = 0;
-    for (const char *p = s; *p && j + 1 < sizeof(buf); p++)
-        if (*p != '_')
-            buf[j++] = *p;
-    buf[j] = '\0';
-    if (strlen(s) < sizeof(buf) && j) {
-        const char *d = buf + (buf[0] == '+' || buf[0] == '-');
-        if (d[0] == '0' && (d[1] == 'x' || d[1] == 'X') && d[2]) {
-            char *end;
-            errno = 0;
-            long long v = strtoll(buf, &end, 16);
-            if (!*end && !errno)
-                return json_integer(v);
-        }
-        int digits = 0, other = 0, dot = 0, exp = 0;
-        for (const char *p = d; *p; p++) {
-            if (*p >= '0' && *p <= '9')
-                digits++;
-            else if (*p == '.' && !dot && !exp)
-                dot = 1;
-            else if ((*p == 'e' || *p == 'E') && digits && !exp) {
-                exp = 1;
-                if (p[1] == '+' || p[1] == '-')
-                    p++;
-            } else
-                other = 1;
-        }
-        if (digits && !other) {
-            char *end;
-            errno = 0;
-            if (!dot && !exp) {
-                long long v = strtoll(buf, &end, 10);
-                if (!*end && !errno)
-                    return json_integer(v);
-            }
-            double dv = strtod(buf, &end);
-            if (!*end && isfinite(dv)) {
-                if (dv > -9007199254740992.0 && dv < 9007199254740992.0 && dv == (double)(long long)dv)
-                    return json_integer((json_int_t)dv);
-                return json_real(dv);
-            }
-        }
-    }
-    return json_string(s);
-}
-
-static json_t *y_value(yp_t *y, yaml_event_t *ev);
-
-static int y_next(yp_t *y, yaml_event_t *ev)
-{
-    if (!yaml_parser_parse(&y->p, ev)) {
-        snprintf(y->err, sizeof(y->err), "line %zu: %s", y->p.problem_mark.line + 1,
-                 y->p.problem ? y->p.problem : "YAML syntax error");
-        return -1;
-    }
-    return 0;
-}
-
-static void y_merge(json_t *dst, json_t *src)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(src, k, v) {
-        if (!json_object_get(dst, k))
-            json_object_set(dst, k, v);
-    }
-}
-
-static json_t *y_value(yp_t *y, yaml_event_t *ev)
-{
-    json_t *v = NULL;
-    const char *anchor = NULL;
-    if (++y->depth > 64) {
-        snprintf(y->err, sizeof(y->err), "line %zu: nested too deeply", ev->start_mark.line + 1);
-        y->depth--;
-        return NULL;
-    }
-    switch (ev->type) {
-    case YAML_SCALAR_EVENT: {
-        const char *s = (const char *)ev->data.scalar.value;
-        const char *tag = (const char *)ev->data.scalar.tag;
-        anchor = (const char *)ev->data.scalar.anchor;
-        if (tag && strcmp(tag, "tag:yaml.org,2002:str") == 0)
-            v = json_string(s);
-        else if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-            v = json_string(s);
-        else
-            v = plain_scalar(s);
-        if (!v)
-            snprintf(y->err, sizeof(y->err), "line %zu: a string that is not UTF-8",
-                     ev->start_mark.line + 1);
-        break;
-    }
-    case YAML_ALIAS_EVENT: {
-        json_t *a = json_object_get(y->anchors, (const char *)ev->data.alias.anchor);
-        if (!a)
-            snprintf(y->err, sizeof(y->err), "line %zu: unknown alias *%s", ev->start_mark.line + 1,
-                     (const char *)ev->data.alias.anchor);
-        else
-            v = json_deep_copy(a);
-        break;
-    }
-    case YAML_SEQUENCE_START_EVENT:
-        anchor = (const char *)ev->data.sequence_start.anchor;
-        v = json_array();
-        for (;;) {
-            yaml_event_t e;
-            if (y_next(y, &e) != 0) {
-                json_decref(v);
-                v = NULL;
-                break;
-            }
-            if (e.type == YAML_SEQUENCE_END_EVENT) {
-                yaml_event_delete(&e);
-                break;
-            }
-            json_t *x = y_value(y, &e);
-            yaml_event_delete(&e);
-            if (!x) {
-                json_decref(v);
-                v = NULL;
-                break;
-            }
-            json_array_append_new(v, x);
-        }
-        break;
-    case YAML_MAPPING_START_EVENT:
-        anchor = (const char *)ev->data.mapping_start.anchor;
-        v = json_object();
-        for (;;) {
-            yaml_event_t ke, ve;
-            if (y_next(y, &ke) != 0) {
-                json_decref(v);
-                v = NULL;
-                break;
-            }
-            if (ke.type == YAML_MAPPING_END_EVENT) {
-                yaml_event_delete(&ke);
-                break;
-            }
-            if (ke.type != YAML_SCALAR_EVENT) {
-                snprintf(y->err, sizeof(y->err), "line %zu: a mapping key must be a scalar",
-                         ke.start_mark.line + 1);
-                yaml_event_delete(&ke);
-                json_decref(v);
-                v = NULL;
-                break;
-            }
-            char *key = strdup((const char *)ke.data.scalar.value);
-            int merge = ke.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && key && strcmp(key, "<<") == 0;
-            yaml_event_delete(&ke);
-            json_t *x = NULL;
-            if (key && y_next(y, &ve) == 0) {
-                x = y_value(y, &ve);
-                yaml_event_delete(&ve);
-            }
-            if (!x) {
-                free(key);
-                json_decref(v);
-                v = NULL;
-                break;
-            }
-            if (merge) {
-                if (json_is_object(x)) {
-                    y_merge(v, x);
-                } else if (json_is_array(x)) {
-                    size_t i;
-                    json_t *m;
-                    json_array_foreach(x, i, m) {
-                        if (json_is_object(m))
-                            y_merge(v, m);
-                    }
-                }
-                json_decref(x);
-            } else {
-                json_object_set_new(v, key, x);
-            }
-            free(key);
-        }
-        break;
-    default:
-        snprintf(y->err, sizeof(y->err), "line %zu: unexpected YAML event", ev->start_mark.line + 1);
-        break;
-    }
-    if (v && anchor)
-        json_object_set(y->anchors, anchor, v);
-    y->depth--;
-    return v;
-}
-
-static json_t *parse_yaml(const char *text, size_t len, char *err, size_t errcap)
-{
-    yp_t y;
-    memset(&y, 0, sizeof(y));
-    if (!yaml_parser_initialize(&y.p)) {
-        snprintf(err, errcap, "out of memory");
-        return NULL;
-    }
-    yaml_parser_set_input_string(&y.p, (const unsigned char *)text, len);
-    y.anchors = json_object();
-    json_t *doc = NULL;
-    int done = 0;
-    while (!done) {
-        yaml_event_t ev;
-        if (y_next(&y, &ev) != 0)
-            break;
-        switch (ev.type) {
-        case YAML_STREAM_END_EVENT:
-            done = 1;
-            break;
-        case YAML_STREAM_START_EVENT:
-        case YAML_DOCUMENT_START_EVENT:
-        case YAML_DOCUMENT_END_EVENT:
-            break;
-        default:
-            if (doc) {
-                snprintf(y.err, sizeof(y.err), "only one YAML document is allowed");
-                done = 1;
-                json_decref(doc);
-                doc = NULL;
-                break;
-            }
-            doc = y_value(&y, &ev);
-            if (!doc)
-                done = 1;
-            break;
-        }
-        yaml_event_delete(&ev);
-        if (y.err[0])
-            break;
-    }
-    if (y.err[0]) {
-        json_decref(doc);
-        doc = NULL;
-        snprintf(err, errcap, "%s", y.err);
-    } else if (!doc) {
-        snprintf(err, errcap, "the file is empty");
-    }
-    json_decref(y.anchors);
-    yaml_parser_delete(&y.p);
-    return doc;
-}
-
 /* The document in file (YAML or JSON). NULL with a message printed. */
 static json_t *load_doc(const char *file)
 {
@@ -490,7 +215,12 @@ static json_t *load_doc(const char *file)
         if (!doc)
             snprintf(err, sizeof(err), "line %d: %s", je.line, je.text);
     } else {
-        doc = parse_yaml(t, b.n, err, sizeof(err));
+        /* Kong's lyaml reading (common/yaml.h), as aigwd's; its errors are "L:C: problem". */
+        char yerr[300];
+        if (aigw_yaml_parse(t, b.n, &doc, yerr, sizeof(yerr)) != 0) {
+            doc = NULL;
+            snprintf(err, sizeof(err), "line %s", yerr);
+        }
     }
     aigw_sbuf_free(&b);
     if (!doc) {

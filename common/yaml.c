@@ -1,5 +1,5 @@
-/* aigwd/declarative/yaml.c: YAML <-> JSON over libyaml's event API, with lyaml 6.2's scalar
- * resolution (see declarative.h for the rules and limits). */
+/* common/yaml.c: YAML <-> JSON over libyaml's event API, with lyaml 6.2's scalar
+ * resolution (see yaml.h for the rules and limits). */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
-#include "declarative/declarative.h"
+#include "common/yaml.h"
 
 /* ---- scalar resolution ------------------------------------------------------------------- */
 
