@@ -321,7 +321,6 @@ int ctl_dispatch(ctl_t *c, int argc, char **argv)
     size_t n;
     const ctl_cmd_t *const *all = ctl_commands(&n);
     /* Leading global flags. */
-    int i = 0;
     ctl_args_t g = { 0 };
     int lead_end = 0;
     while (lead_end < argc && argv[lead_end][0] == '-' && argv[lead_end][1] != '\0') {
@@ -351,7 +350,7 @@ int ctl_dispatch(ctl_t *c, int argc, char **argv)
     free_args(&g);
     if (rc != CTL_OK)
         return rc;
-    i = lead_end;
+    int i = lead_end;
     if (i >= argc) {
         help_all(help ? stdout : stderr, NULL);
         return help ? CTL_OK : CTL_EUSAGE;
