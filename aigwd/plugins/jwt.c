@@ -12,8 +12,18 @@
  * username is the key claim's value and who has exactly one jwt credential.
  *
  * Public keys are parsed once per distinct PEM and kept in a process-wide cache (a read-write
- * lock, bounded; freed at global_shutdown). Conf: read-only after configure. */
+ * lock, bounded; freed at global_shutdown). Conf: read-only after configure.
+ *
+ * A token that passed is remembered per worker thread (a small direct-mapped cache keyed by
+ * the plugin instance, the runtime's load generation and the whole token, compared in
+ * constant time) with the credential it resolved to and its exp/nbf: the next request with
+ * the same token skips decoding, JSON and the signature, but exp, nbf and
+ * maximum_expiration are checked again against the clock; a token that fails them takes the
+ * full path, which gives Kong's messages. A new runtime (any config change) starts afresh,
+ * so a deleted credential or consumer never authenticates from the cache. */
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,6 +372,111 @@ static void retrieve(aigw_plugin_run_t *run, const conf_t *c, tokens_t *t)
     }
 }
 
+/* ---- verified-token cache (per worker thread) --------------------------------------------- */
+
+#define TC_SLOTS 512              /* power of two */
+#define TC_MAX_TOKEN 4096         /* longer tokens are verified every time */
+
+typedef struct verified {
+    const aigw_rt_jwt_cred_t *cred;
+    double exp, nbf;
+    unsigned char has_exp, has_nbf;
+} verified_t;
+
+typedef struct tc_slot {
+    const void *conf;
+    uint64_t gen;
+    char *token;                  /* malloc'ed; NULL: empty slot */
+    size_t n;
+    verified_t v;
+} tc_slot_t;
+
+typedef struct tcache {
+    uint64_t seed;
+    tc_slot_t slot[TC_SLOTS];
+} tcache_t;
+
+static _Thread_local tcache_t *t_cache;
+
+/* The slot: a seeded hash of the instance, the length and the token's last 32 bytes (the
+ * signature's, random for real tokens). A crafted collision only evicts. */
+static size_t tc_index(const tcache_t *tc, const void *conf, aigw_str_t tok)
+{
+    uint64_t h = tc->seed ^ (uint64_t)(uintptr_t)conf ^ ((uint64_t)tok.n << 48);
+    size_t from = tok.n > 32 ? tok.n - 32 : 0;
+    for (size_t i = from; i < tok.n; i++) {
+        h ^= (unsigned char)tok.p[i];
+        h *= 1099511628211ULL;
+    }
+    h ^= h >> 32;
+    return (size_t)h & (TC_SLOTS - 1);
+}
+
+/* Claims that are time-dependent, checked as authenticate() does. 0: still valid. */
+static int tc_expired(const conf_t *c, const verified_t *v, double now)
+{
+    if (v->has_exp && v->exp <= now)
+        return 1;
+    if (v->has_nbf && v->nbf > now)
+        return 1;
+    return c->maximum_expiration > 0 && v->exp - now > c->maximum_expiration;
+}
+
+static const aigw_rt_jwt_cred_t *tc_lookup(const aigw_plugin_run_t *run, const conf_t *c,
+                                           aigw_str_t tok)
+{
+    tcache_t *tc = t_cache;
+    if (!tc || !run->rt || tok.n > TC_MAX_TOKEN)
+        return NULL;
+    const tc_slot_t *e = &tc->slot[tc_index(tc, c, tok)];
+    if (!e->token || e->conf != (const void *)c || e->gen != run->rt->gen || e->n != tok.n ||
+        CRYPTO_memcmp(e->token, tok.p, tok.n) != 0)
+        return NULL;
+    if (tc_expired(c, &e->v, (double)time(NULL)))
+        return NULL;
+    return e->v.cred;
+}
+
+static void tc_store(const aigw_plugin_run_t *run, const conf_t *c, aigw_str_t tok,
+                     const verified_t *v)
+{
+    if (!run->rt || tok.n > TC_MAX_TOKEN)
+        return;
+    tcache_t *tc = t_cache;
+    if (!tc) {
+        if (!(tc = calloc(1, sizeof(*tc))))
+            return;
+        if (RAND_bytes((unsigned char *)&tc->seed, sizeof(tc->seed)) != 1)
+            tc->seed = (uint64_t)(uintptr_t)tc ^ 0x9e3779b97f4a7c15ULL;
+        t_cache = tc;
+    }
+    tc_slot_t *e = &tc->slot[tc_index(tc, c, tok)];
+    char *copy = e->token && e->n >= tok.n ? e->token : realloc(e->token, tok.n ? tok.n : 1);
+    if (!copy)
+        return;   /* the old entry (if any) stays as it was */
+    memcpy(copy, tok.p, tok.n);
+    e->token = copy;
+    e->n = tok.n;
+    e->conf = c;
+    e->gen = run->rt->gen;
+    e->v = *v;
+}
+
+static void worker_close(uv_loop_t *loop)
+{
+    (void)loop;
+    tcache_t *tc = t_cache;
+    if (!tc)
+        return;
+    t_cache = NULL;
+    for (size_t i = 0; i < TC_SLOTS; i++) {
+        if (tc->slot[i].token)
+            OPENSSL_cleanse(tc->slot[i].token, tc->slot[i].n);
+        free(tc->slot[i].token);
+    }
+    free(tc);
+}
+
 /* ---- authentication ----------------------------------------------------------------------- */
 
 typedef enum { AUTH_OK, AUTH_FAIL, AUTH_ERROR } auth_rc_t;
@@ -429,8 +544,9 @@ static const aigw_rt_jwt_cred_t *find_credential(const aigw_plugin_run_t *run, c
     return NULL;
 }
 
+/* On AUTH_OK, *ok holds what tc_store keeps. */
 static auth_rc_t authenticate(aigw_plugin_run_t *run, const conf_t *c, aigw_str_t token,
-                              failure_t *f)
+                              failure_t *f, verified_t *ok)
 {
     aigw_jwt_t t;
     aigw_jwt_key_t *key = NULL;
@@ -536,6 +652,18 @@ static auth_rc_t authenticate(aigw_plugin_run_t *run, const conf_t *c, aigw_str_
     }
 
     aigw_plugin_authenticate(run, cred->consumer, cred->id, cred->key);
+    *ok = (verified_t){ .cred = cred };
+    for (int k = 0; k < 2; k++) {
+        const json_t *v = json_object_get(t.claims, claim_names[k]);
+        if (!v)
+            continue;
+        /* present means checked above, so a number */
+        double x = json_number_value(v);
+        if (k == 0)
+            ok->has_exp = 1, ok->exp = x;
+        else
+            ok->has_nbf = 1, ok->nbf = x;
+    }
     rc = AUTH_OK;
 out:
     if (key_owned)
@@ -570,8 +698,17 @@ static aigw_plugin_rc_t access_phase(aigw_plugin_run_t *run, void *pconf)
         rc = fail_msg(&f, c->www_error, "Multiple tokens provided", "", "");
     else if (t.flag)
         rc = fail_msg(&f, c->www_error, "Unrecognizable token", "", "");
-    else
-        rc = authenticate(run, c, t.first, &f);
+    else {
+        const aigw_rt_jwt_cred_t *cred = tc_lookup(run, c, t.first);
+        if (cred) {
+            aigw_plugin_authenticate(run, cred->consumer, cred->id, cred->key);
+            return AIGW_PLUGIN_NEXT;
+        }
+        verified_t ok;
+        rc = authenticate(run, c, t.first, &f, &ok);
+        if (rc == AUTH_OK)
+            tc_store(run, c, t.first, &ok);
+    }
 
     if (rc == AUTH_OK)
         return AIGW_PLUGIN_NEXT;
@@ -610,4 +747,5 @@ const aigw_plugin_def_t aigw_plugin_def_jwt = {
     .free_conf = conf_free,
     .access = access_phase,
     .global_shutdown = global_shutdown,
+    .worker_close = worker_close,
 };

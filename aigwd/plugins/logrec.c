@@ -653,12 +653,7 @@ static void push_name(aigw_plugin_run_t *run, aigw_str_t **v, size_t *n, size_t 
         *v = nv;
         *cap = nc;
     }
-    size_t ln = strlen(name);
-    char *d = aigw_arena_alloc(&run->req->arena, ln + 1);
-    if (!d)
-        return;
-    memcpy(d, name, ln + 1);
-    (*v)[(*n)++] = (aigw_str_t){ d, ln };
+    (*v)[(*n)++] = aigw_str_c(name);   /* a conf string: outlives the request */
 }
 
 void aigw_plugin_log_mask_header(aigw_plugin_run_t *run, const char *name)

@@ -47,7 +47,8 @@ char *aigw_plugin_log_record_with(aigw_plugin_run_t *run, const json_t *custom_f
                                   size_t *len);
 
 /* For plugins (access phase): this request carries a credential in that header / query
- * argument / form or JSON body field: mask it in every log record. */
+ * argument / form or JSON body field: mask it in every log record. name is kept, not copied:
+ * pass a string of the plugin's conf (it lives as long as the request's runtime). */
 void aigw_plugin_log_mask_header(aigw_plugin_run_t *run, const char *name);
 void aigw_plugin_log_mask_query(aigw_plugin_run_t *run, const char *name);
 

@@ -91,13 +91,21 @@ typedef struct store {
 
 static store_t *g_store;
 
+/* Eight bytes a step (keys are ~150 bytes of ids): multiply-xorshift, then a final mix. */
 static uint64_t hash_key(const char *k, size_t n)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)k[i];
-        h *= 1099511628211ULL;
+    uint64_t h = 1469598103934665603ULL ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, k + i, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 31;
     }
+    for (; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
     return h ^ (h >> 29);
 }
 
@@ -236,18 +244,24 @@ int aigw_rl_local_take(const char *const *keys, const double *limits, const int6
         return -1;
     uint64_t h[AIGW_RL_NPERIODS];
     size_t len[AIGW_RL_NPERIODS];
-    int locked[NSTRIPES] = {0};
+    size_t lk[AIGW_RL_NPERIODS], nl = 0;   /* the stripes to lock, ascending, distinct */
     for (size_t i = 0; i < n; i++) {
         len[i] = strlen(keys[i]);
         h[i] = hash_key(keys[i], len[i]);
-        locked[h[i] % NSTRIPES] = 1;
-    }
-    for (size_t i = 0; i < NSTRIPES; i++) {
-        if (!locked[i])
+        size_t si = (size_t)(h[i] % NSTRIPES), j = nl;
+        while (j > 0 && lk[j - 1] > si)
+            j--;
+        if (j > 0 && lk[j - 1] == si)
             continue;
-        pthread_mutex_lock(&s->stripes[i].mu);
-        if (now >= s->stripes[i].next_sweep)
-            sweep_stripe(&s->stripes[i], now);
+        memmove(lk + j + 1, lk + j, (nl - j) * sizeof(*lk));
+        lk[j] = si;
+        nl++;
+    }
+    for (size_t j = 0; j < nl; j++) {
+        stripe_t *st = &s->stripes[lk[j]];
+        pthread_mutex_lock(&st->mu);
+        if (now >= st->next_sweep)
+            sweep_stripe(st, now);
     }
     entry_t *e[AIGW_RL_NPERIODS];
     int rc = 1;
@@ -266,9 +280,8 @@ int aigw_rl_local_take(const char *const *keys, const double *limits, const int6
     if (rc == 1)
         for (size_t i = 0; i < n; i++)
             e[i]->count++;
-    for (size_t i = NSTRIPES; i-- > 0;)
-        if (locked[i])
-            pthread_mutex_unlock(&s->stripes[i].mu);
+    for (size_t j = nl; j-- > 0;)
+        pthread_mutex_unlock(&s->stripes[lk[j]].mu);
     return rc;
 }
 

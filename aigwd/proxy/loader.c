@@ -615,6 +615,8 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
 
     atomic_init(&rt->refs, 1);
     rt->version = snap->version;
+    static _Atomic uint64_t load_gen;
+    rt->gen = atomic_fetch_add(&load_gen, 1) + 1;
     memcpy(rt->hash, snap->hash, sizeof(rt->hash));
     rt->hash[sizeof(rt->hash) - 1] = '\0';
     rt->services = svcs;

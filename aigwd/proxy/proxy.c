@@ -402,12 +402,13 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
     const aigw_http_header_t *via = req_header(req, "via");
     const aigw_http_header_t *te = req_header(req, "te");
 
-    char portbuf[16];
-    int pn = snprintf(portbuf, sizeof(portbuf), "%d", aigw_http_req_local_port(req));
+    char portbuf[24];
+    int lport = aigw_http_req_local_port(req);
+    size_t pn = aigw_u64_to_dec(portbuf, (unsigned long long)(lport > 0 ? lport : 0));
     aigw_str_t scheme = aigw_http_req_is_tls(req) ? AIGW_STR("https") : AIGW_STR("http");
     aigw_str_t f_proto = forwarded(x, "x-forwarded-proto", scheme);
     aigw_str_t f_host = forwarded(x, "x-forwarded-host", x->host);
-    aigw_str_t f_port = forwarded(x, "x-forwarded-port", (aigw_str_t){ portbuf, (size_t)pn });
+    aigw_str_t f_port = forwarded(x, "x-forwarded-port", (aigw_str_t){ portbuf, pn });
     aigw_str_t f_path = forwarded(x, "x-forwarded-path", req->path);
     aigw_str_t prefix = AIGW_STR_NULL;
     if (route->strip_path && x->match.prefix_len && !(x->match.prefix_len == 1))
@@ -422,10 +423,19 @@ static int build_upstream_request(pctx_t *x, aigw_str_t norm_path, aigw_str_t ho
         int def = (svc->protocol == AIGW_PROTO_HTTPS || svc->protocol == AIGW_PROTO_GRPCS)
                       ? 443 : 80;
         const char *hn_host = x->bal ? x->pick.hostname.p : svc->host.p;
-        int hn = upstream_port == def
-                     ? snprintf(hostbuf, sizeof(hostbuf), "%s", hn_host)
-                     : snprintf(hostbuf, sizeof(hostbuf), "%s:%d", hn_host, upstream_port);
-        host = (aigw_str_t){ hostbuf, hn > 0 && (size_t)hn < sizeof(hostbuf) ? (size_t)hn : 0 };
+        /* host[:port] without printf (hot path); a name too long for the buffer gives an
+         * empty Host, as the truncated snprintf did */
+        size_t hl = strlen(hn_host), hn = 0;
+        if (hl + 1 + 24 <= sizeof(hostbuf)) {
+            memcpy(hostbuf, hn_host, hl);
+            hn = hl;
+            if (upstream_port != def) {
+                hostbuf[hn++] = ':';
+                hn += aigw_u64_to_dec(hostbuf + hn,
+                                      (unsigned long long)(upstream_port > 0 ? upstream_port : 0));
+            }
+        }
+        host = (aigw_str_t){ hostbuf, hn };
     }
     /* a Host set by a plugin (request-transformer replace) replaces it, never doubles it */
     for (size_t i = 0; i < x->run.n_set; i++)

@@ -74,6 +74,8 @@ typedef struct aigw_rt_route {
 typedef struct aigw_runtime {
     _Atomic int refs;
     long long version;            /* the snapshot's */
+    uint64_t gen;                 /* unique per load in this process (per-worker caches key
+                                   * on it: an address can be reused, a gen is not) */
     char hash[65];
     aigw_rt_service_t *services;
     size_t n_services;

@@ -1034,9 +1034,25 @@ static void make_key(const aigw_upex_params_t *prm, char *out, size_t cap, size_
         uv_ip6_name(a, ip, sizeof(ip));
         port = ntohs(a->sin6_port);
     } else {
+        /* dotted quad by hand: uv_ip4_name prints with snprintf, a cost on every request */
         const struct sockaddr_in *a = (const struct sockaddr_in *)&prm->addr;
-        uv_ip4_name(a, ip, sizeof(ip));
+        const unsigned char *o = (const unsigned char *)&a->sin_addr;
+        size_t w = 0;
+        for (int i = 0; i < 4; i++) {
+            if (i)
+                ip[w++] = '.';
+            w += aigw_u64_to_dec(ip + w, o[i]);
+        }
+        ip[w] = '\0';
         port = ntohs(a->sin_port);
+    }
+    size_t il = strlen(ip);
+    if (!prm->ssl_ctx && il + 1 + 24 <= cap) {   /* "ip|port", the hot case, without printf */
+        memcpy(out, ip, il);
+        out[il] = '|';
+        *n = il + 1 + aigw_u64_to_dec(out + il + 1, (unsigned long long)port);
+        out[*n] = '\0';
+        return;
     }
     int k = prm->ssl_ctx ? snprintf(out, cap, "%s|%d|%s|%d|%p", ip, port,
                                     prm->sni ? prm->sni : "", prm->tls_verify,

@@ -267,6 +267,28 @@ def test_claims_ok(w):
     ok(call("/nbfclaim", hs({"iss": "alice-key", "nbf": NOW - 5})), "alice", "alice-key")
 
 
+def test_verified_token_cache_rechecks_time_and_config(w):
+    """A token that passed is remembered per worker; its exp is checked again on every
+    request and a config change (the credential deleted) ends what was remembered."""
+    admin(w.gw, "POST", "/consumers", data={"username": "ivan"})
+    cred = admin(w.gw, "POST", "/consumers/ivan/jwt", data={"key": "ivan-key", "secret": "h"})
+    wait_until(lambda: call("/jwt", hs({"iss": "ivan-key"}, "h")).status_code == 200, 10,
+               what="ivan's credential loaded")
+    exp = int(time.time()) + 3
+    short = hs({"iss": "ivan-key", "exp": exp}, "h")
+    lasting = hs({"iss": "ivan-key"}, "h")
+    for _ in range(8):   # every worker sees both tokens, twice
+        ok(call("/jwt", short), "ivan", "ivan-key")
+        ok(call("/jwt", lasting), "ivan", "ivan-key")
+    wait_until(lambda: time.time() > exp + 1, 6, what="the short token's exp")
+    for _ in range(8):
+        denied(call("/jwt", short), {"exp": "token expired"})
+    admin(w.gw, "DELETE", "/consumers/ivan/jwt/" + cred["id"])
+    wait_until(lambda: call("/jwt", lasting).status_code == 401, 10, what="credential deleted")
+    for _ in range(8):
+        denied(call("/jwt", lasting), "No credentials found for given 'iss'")
+
+
 def test_run_on_preflight_false(w):
     r = call("/preflight", method="OPTIONS")
     assert r.status_code == 200, r.text
