@@ -5,21 +5,30 @@
 #include <string.h>
 #include "sbuf.h"
 
+void aigw_sbuf_reserve(aigw_sbuf_t *b, size_t n)
+{
+    if (b->oom || b->n + n + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + n + 1)
+        cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np) {
+        b->oom = 1;
+        return;
+    }
+    b->p = np;
+    b->cap = cap;
+}
+
 void aigw_sbuf_addn(aigw_sbuf_t *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
     if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
+        aigw_sbuf_reserve(b, n);
+        if (b->oom)
             return;
-        }
-        b->p = np;
-        b->cap = cap;
     }
     memcpy(b->p + b->n, s, n);
     b->n += n;

@@ -12,6 +12,8 @@ typedef struct aigw_sbuf {
 } aigw_sbuf_t;
 
 void aigw_sbuf_addn(aigw_sbuf_t *b, const char *s, size_t n);
+/* Room for at least n more bytes (and the NUL) without another allocation. */
+void aigw_sbuf_reserve(aigw_sbuf_t *b, size_t n);
 void aigw_sbuf_add(aigw_sbuf_t *b, const char *s);
 void aigw_sbuf_addf(aigw_sbuf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void aigw_sbuf_free(aigw_sbuf_t *b);

@@ -6,12 +6,10 @@ static inline unsigned char lower(unsigned char c)
     return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 }
 
-int aigw_str_ieq(aigw_str_t a, aigw_str_t b)
+int aigw_str_ieq_n(const char *a, const char *b, size_t n)
 {
-    if (a.n != b.n)
-        return 0;
-    for (size_t i = 0; i < a.n; i++)
-        if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i] && lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
             return 0;
     return 1;
 }
@@ -60,6 +58,27 @@ size_t aigw_u64_to_dec(char *buf, unsigned long long v)
     for (size_t i = 0; i < n; i++)
         buf[i] = tmp[n - 1 - i];
     return n;
+}
+
+size_t aigw_i64_to_dec(char *buf, long long v)
+{
+    if (v >= 0)
+        return aigw_u64_to_dec(buf, (unsigned long long)v);
+    buf[0] = '-';
+    return 1 + aigw_u64_to_dec(buf + 1, 0ULL - (unsigned long long)v);
+}
+
+size_t aigw_ip4_to_str(char *buf, const void *a)
+{
+    const unsigned char *o = a;
+    size_t w = 0;
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            buf[w++] = '.';
+        w += aigw_u64_to_dec(buf + w, o[i]);
+    }
+    buf[w] = '\0';
+    return w;
 }
 
 size_t aigw_strlcpy(char *dst, const char *src, size_t cap)

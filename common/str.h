@@ -22,7 +22,11 @@ static inline int aigw_str_eq(aigw_str_t a, aigw_str_t b)
 }
 
 /* ASCII case-insensitive comparison (header names, config words). */
-int aigw_str_ieq(aigw_str_t a, aigw_str_t b);
+int aigw_str_ieq_n(const char *a, const char *b, size_t n);
+static inline int aigw_str_ieq(aigw_str_t a, aigw_str_t b)
+{
+    return a.n == b.n && aigw_str_ieq_n(a.p, b.p, a.n);   /* lengths first, inline: hot */
+}
 
 /* Strip leading and trailing SP, HTAB, CR and LF. */
 aigw_str_t aigw_str_trim(aigw_str_t s);
@@ -33,6 +37,13 @@ int aigw_str_to_u64(aigw_str_t s, unsigned long long max, unsigned long long *ou
 
 /* Writes the decimal form of v at buf (at least 21 bytes), returns the length. No NUL. */
 size_t aigw_u64_to_dec(char *buf, unsigned long long v);
+
+/* Writes v in decimal with a '-' when negative (at least 21 bytes), returns the length. */
+size_t aigw_i64_to_dec(char *buf, long long v);
+
+/* Writes the dotted quad of the IPv4 address at a (4 bytes, network order) and a NUL at buf
+ * (at least 16 bytes); returns the length. inet_ntop's result, without its printf. */
+size_t aigw_ip4_to_str(char *buf, const void *a);
 
 /* The value of one hex digit (0-9, a-f, A-F), or -1. */
 static inline int aigw_hex_digit(int c)

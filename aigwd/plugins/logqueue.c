@@ -30,9 +30,12 @@
 #define IDLE_WAIT_S 1.0             /* idle waits are timed too (every change signals) */
 #define CAPACITY_WARNING_THRESHOLD 0.8
 
+#define SPARE_MAX_BYTES (4u << 20)  /* sent entries kept for reuse, per queue */
+
 typedef struct entry {
     struct entry *next;
     size_t n;
+    size_t cap;                     /* bytes of data[] */
     char data[];
 } entry_t;
 
@@ -50,6 +53,9 @@ struct aigw_logq {
     pthread_cond_t cv;
     entry_t *head, *tail;
     size_t count, bytes;
+    entry_t *spare;                 /* sent entries for reuse: a malloc and a cross-thread
+                                     * free per request cost more than the record */
+    size_t spare_bytes;
     int closing;                    /* refs reached 0 */
     double close_deadline;          /* monotonic seconds: drain bound after the last release */
     int shutdown;                   /* aigw_logq_shutdown */
@@ -150,6 +156,21 @@ static void free_entries(entry_t *e)
         free(e);
         e = n;
     }
+}
+
+/* Keeps sent entries for reuse up to SPARE_MAX_BYTES, frees the rest. q->mu NOT held. */
+static void recycle(aigw_logq_t *q, entry_t *e)
+{
+    pthread_mutex_lock(&q->mu);
+    while (e && q->spare_bytes + e->cap <= SPARE_MAX_BYTES) {
+        entry_t *n = e->next;
+        e->next = q->spare;
+        q->spare = e;
+        q->spare_bytes += e->cap;
+        e = n;
+    }
+    pthread_mutex_unlock(&q->mu);
+    free_entries(e);
 }
 
 /* Detaches all queued entries (q->mu held); returns how many. */
@@ -295,7 +316,7 @@ static void *queue_main(void *arg)
         if (resumed)
             AIGW_LOG(AIGW_LOG_INFO, "[%s] queue: queue resumed processing", q->label);
         int stop = handle(q, batch, n);
-        free_entries(batch);
+        recycle(q, batch);
         pthread_mutex_lock(&q->mu);
         if (stop)
             q->abandon = 1;   /* past the deadline: the loop head drops the rest and ends */
@@ -311,6 +332,7 @@ static void *queue_main(void *arg)
 static void queue_free(aigw_logq_t *q)
 {
     free_entries(q->head);
+    free_entries(q->spare);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
     free(q->name);
@@ -456,18 +478,28 @@ int aigw_logq_push(aigw_logq_t *q, const char *entry, size_t n)
                                "queue's max_bytes (%zu bytes)", q->label, n, q->o.max_bytes);
         return -1;
     }
-    entry_t *e = malloc(sizeof(*e) + n + 1);
-    if (!e)
-        return -1;
+    size_t dropped = 0, dropped_bytes_episode = 0;
+    int first_full = 0, warn = 0;
+    /* One critical section when a sent entry can be reused (the copy of a record is
+     * cheaper than a second lock round trip); malloc outside the lock otherwise. */
+    pthread_mutex_lock(&q->mu);
+    entry_t *e = q->spare;
+    if (e && e->cap >= n + 1) {
+        q->spare = e->next;
+        q->spare_bytes -= e->cap;
+    } else {
+        pthread_mutex_unlock(&q->mu);
+        size_t cap = (n + 1 + 511) & ~(size_t)511;   /* rounded: records vary a little */
+        if (!(e = malloc(sizeof(*e) + cap)))
+            return -1;
+        e->cap = cap;
+        pthread_mutex_lock(&q->mu);
+    }
     e->next = NULL;
     e->n = n;
     if (n)
         memcpy(e->data, entry, n);
     e->data[n] = '\0';
-
-    size_t dropped = 0, dropped_bytes_episode = 0;
-    int first_full = 0, warn = 0;
-    pthread_mutex_lock(&q->mu);
     if (q->ended) {
         pthread_mutex_unlock(&q->mu);
         free(e);
@@ -507,7 +539,11 @@ int aigw_logq_push(aigw_logq_t *q, const char *entry, size_t n)
     q->tail = e;
     q->count++;
     q->bytes += n;
-    pthread_cond_signal(&q->cv);
+    /* Wake the sender only when it has something new to do: the first entry (it waits for
+     * one), or a full batch (it stops coalescing). A wake per entry would cost a context
+     * switch per request when the sender shares the worker's CPU. */
+    if (q->count == 1 || q->count >= q->o.max_batch_size)
+        pthread_cond_signal(&q->cv);
     pthread_mutex_unlock(&q->mu);
 
     if (warn)

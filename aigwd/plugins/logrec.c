@@ -323,8 +323,7 @@ static void jkey(aigw_sbuf_t *b, int *first, const char *k)
 static void jnum(aigw_sbuf_t *b, long long v)
 {
     char t[24];
-    int n = snprintf(t, sizeof(t), "%lld", v);
-    aigw_sbuf_addn(b, t, (size_t)n);
+    aigw_sbuf_addn(b, t, aigw_i64_to_dec(t, v));
 }
 
 /* The characters of s with every secret-pattern match replaced (not quoted). */
@@ -739,7 +738,8 @@ static void build(aigw_sbuf_t *b, aigw_plugin_run_t *run)
     if (colon)
         host.n = (size_t)(colon - host.p);
     esc(b, host.p, host.n, 1);
-    aigw_sbuf_addf(b, ":%d", aigw_http_req_local_port(req));
+    aigw_sbuf_addn(b, ":", 1);
+    jnum(b, aigw_http_req_local_port(req));
     esc_uri(b, run, st, md, req->target);
     aigw_sbuf_addn(b, "\"", 1);
     jkey(b, &first, "querystring");
@@ -772,7 +772,7 @@ static void build(aigw_sbuf_t *b, aigw_plugin_run_t *run)
         esc_uri(b, run, st, md, run->log.upstream_uri);
     aigw_sbuf_add(b, "\",\"upstream_status\":\"");
     if (run->log.upstream_status)
-        aigw_sbuf_addf(b, "%d", run->log.upstream_status);
+        jnum(b, run->log.upstream_status);
     aigw_sbuf_add(b, "\",\"response\":{\"status\":");
     jnum(b, run->status ? run->status : req->status);
     aigw_sbuf_add(b, ",\"headers\":");
@@ -804,10 +804,17 @@ static void build(aigw_sbuf_t *b, aigw_plugin_run_t *run)
     for (size_t i = 0; i < nt; i++) {
         const struct aigw_plugin_try *t = &run->log.tries[i];
         char ip[INET6_ADDRSTRLEN] = "";
-        inet_ntop(t->family == AF_INET6 ? AF_INET6 : AF_INET, t->addr, ip, sizeof(ip));
-        aigw_sbuf_addf(b, "%s{\"ip\":\"%s\",\"port\":%d,\"balancer_start\":%lld,"
-                       "\"balancer_latency\":0}", i ? "," : "", ip, t->port,
-                       wall_ms - ms(t->start_ns, now));
+        if (t->family == AF_INET6)
+            inet_ntop(AF_INET6, t->addr, ip, sizeof(ip));
+        else
+            aigw_ip4_to_str(ip, t->addr);
+        aigw_sbuf_add(b, i ? ",{\"ip\":\"" : "{\"ip\":\"");
+        aigw_sbuf_add(b, ip);
+        aigw_sbuf_add(b, "\",\"port\":");
+        jnum(b, t->port);
+        aigw_sbuf_add(b, ",\"balancer_start\":");
+        jnum(b, wall_ms - ms(t->start_ns, now));
+        aigw_sbuf_add(b, ",\"balancer_latency\":0}");
     }
     aigw_sbuf_addn(b, "]", 1);
     if (run->credential_id && run->consumer_id) {
@@ -846,22 +853,53 @@ static void build(aigw_sbuf_t *b, aigw_plugin_run_t *run)
     pcre2_match_data_free(md);
 }
 
+/* Each thread builds records in one buffer it keeps (a pthread key frees it when the thread
+ * ends): a malloc and free of a few KiB per request costs more than building the record. */
+#define KEEP_MAX (64 * 1024)
+
+static pthread_key_t buf_key;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+
+static void buf_free(void *p)
+{
+    aigw_sbuf_t *b = p;
+    aigw_sbuf_free(b);
+    free(b);
+}
+
+static void buf_key_init(void)
+{
+    (void)pthread_key_create(&buf_key, buf_free);
+}
+
 aigw_str_t aigw_plugin_log_record(aigw_plugin_run_t *run)
 {
     if (run->log_record.p)
         return run->log_record;
-    aigw_sbuf_t b = { 0 };
-    build(&b, run);
-    if (b.oom || !b.p) {
-        aigw_sbuf_free(&b);
-        return AIGW_STR_NULL;
+    pthread_once(&buf_once, buf_key_init);
+    aigw_sbuf_t local = { 0 }, *b = pthread_getspecific(buf_key);
+    if (!b && (b = calloc(1, sizeof(*b))) != NULL && pthread_setspecific(buf_key, b) != 0) {
+        free(b);
+        b = NULL;
     }
-    char *d = aigw_arena_alloc(&run->req->arena, b.n + 1);
-    if (d) {
-        memcpy(d, b.p, b.n + 1);
-        run->log_record = (aigw_str_t){ d, b.n };
+    if (!b)
+        b = &local;
+    b->n = 0;
+    b->oom = 0;
+    /* one allocation for most records: the entities' JSON plus the usual rest */
+    aigw_sbuf_reserve(b, 2048 + (run->route ? run->route->json.n : 0) +
+                             (run->service ? run->service->json.n : 0) +
+                             (run->consumer ? run->consumer->json.n : 0));
+    build(b, run);
+    if (!b->oom && b->p) {
+        char *d = aigw_arena_alloc(&run->req->arena, b->n + 1);
+        if (d) {
+            memcpy(d, b->p, b->n + 1);
+            run->log_record = (aigw_str_t){ d, b->n };
+        }
     }
-    aigw_sbuf_free(&b);
+    if (b->oom || b->cap > KEEP_MAX || b == &local)
+        aigw_sbuf_free(b);
     return run->log_record;
 }
 

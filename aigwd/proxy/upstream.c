@@ -1036,14 +1036,7 @@ static void make_key(const aigw_upex_params_t *prm, char *out, size_t cap, size_
     } else {
         /* dotted quad by hand: uv_ip4_name prints with snprintf, a cost on every request */
         const struct sockaddr_in *a = (const struct sockaddr_in *)&prm->addr;
-        const unsigned char *o = (const unsigned char *)&a->sin_addr;
-        size_t w = 0;
-        for (int i = 0; i < 4; i++) {
-            if (i)
-                ip[w++] = '.';
-            w += aigw_u64_to_dec(ip + w, o[i]);
-        }
-        ip[w] = '\0';
+        aigw_ip4_to_str(ip, &a->sin_addr);
         port = ntohs(a->sin_port);
     }
     size_t il = strlen(ip);
