@@ -75,6 +75,7 @@ typedef struct rt_priv {
     aigw_runtime_t rt;
     chunk_t *chunks;
     size_t n_http;
+    aigw_snapshot_t *snap;   /* a reference: entity JSON points into its text */
 } rt_priv_t;
 
 static chunk_t *chunk_new(size_t cap)
@@ -295,6 +296,17 @@ static int get_json(ctx_t *c, const json_t *o, aigw_str_t *out)
     return rc;
 }
 
+/* The entity's JSON for log records: its bytes in the snapshot when known (compact, as
+ * the snapshot builder printed them; the runtime keeps the snapshot), else printed. */
+static int entity_json(ctx_t *c, const json_t *o, aigw_str_t text, aigw_str_t *out)
+{
+    if (text.p) {
+        *out = text;
+        return 0;
+    }
+    return get_json(c, o, out);
+}
+
 /* The entity's id into out[37]; *id_out names it in later messages. */
 static int get_id(ctx_t *c, const json_t *o, size_t index, char out[37])
 {
@@ -308,7 +320,9 @@ static int get_id(ctx_t *c, const json_t *o, size_t index, char out[37])
     return 0;
 }
 
-static int load_service(ctx_t *c, const json_t *o, size_t index, aigw_rt_service_t *s)
+/* text: the entity's bytes in the snapshot (kept by the runtime), or NULL to print them. */
+static int load_service(ctx_t *c, const json_t *o, aigw_str_t text, size_t index,
+                        aigw_rt_service_t *s)
 {
     c->kind = "service";
     if (!json_is_object(o))
@@ -342,7 +356,7 @@ static int load_service(ctx_t *c, const json_t *o, size_t index, aigw_rt_service
         get_int(c, o, "read_timeout", 60000, 1, INT_MAX, 0, &s->read_timeout) != 0 ||
         get_bool(c, o, "enabled", 1, &s->enabled) != 0 ||
         get_int(c, o, "tls_verify_depth", -1, 0, 64, 0, &s->tls_verify_depth) != 0 ||
-        get_json(c, o, &s->json) != 0)
+        entity_json(c, o, text, &s->json) != 0)
         return -1;
     return 0;
 }
@@ -414,8 +428,8 @@ static int load_headers(ctx_t *c, const json_t *o, aigw_rt_route_t *r)
 }
 
 /* 1 loaded, 0 skipped (its service is disabled), -1 error. */
-static int load_route(ctx_t *c, const json_t *o, size_t index, const aigw_rt_service_t *svcs,
-                      size_t n_svcs, aigw_rt_route_t *r)
+static int load_route(ctx_t *c, const json_t *o, aigw_str_t text, size_t index,
+                      const aigw_rt_service_t *svcs, size_t n_svcs, aigw_rt_route_t *r)
 {
     c->kind = "route";
     if (!json_is_object(o))
@@ -463,7 +477,7 @@ static int load_route(ctx_t *c, const json_t *o, size_t index, const aigw_rt_ser
         return bad_field(c, "path_handling", "\"v0\" or \"v1\"");
 
     if (get_str(c, o, "name", NULL, CASE_KEEP, &r->name) != 0 ||
-        get_json(c, o, &r->json) != 0 ||
+        entity_json(c, o, text, &r->json) != 0 ||
         get_str_array(c, o, "methods", CASE_UPPER, &r->methods, &r->n_methods) != 0 ||
         get_str_array(c, o, "hosts", CASE_LOWER, &r->hosts, &r->n_hosts) != 0 ||
         get_str_array(c, o, "paths", CASE_KEEP, &r->paths, &r->n_paths) != 0 ||
@@ -517,14 +531,242 @@ static void runtime_free(aigw_runtime_t *rt)
     aigw_balancers_unref(rt->balancers);
     aigw_consumers_free(rt->consumers);
     aigw_router_free(rt->router);
+    aigw_snapshot_t *snap = p->snap;
     chunks_free(p->chunks);
+    aigw_snapshot_unref(snap);
+}
+
+/* ---- reading the snapshot ------------------------------------------------------------------ */
+
+/* Services and routes as they are read, before they move into the runtime's arena. */
+typedef struct ents {
+    aigw_rt_service_t *svcs;
+    size_t ns, cap_s;
+    int svcs_done;                 /* sorted and checked: routes may refer to them */
+    aigw_rt_route_t *routes;
+    size_t nr, cap_r, n_http;
+    aigw_rt_service_t *final_svcs; /* in the arena once svcs_done */
+} ents_t;
+
+static void *grow_vec(void *v, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return v;
+    size_t nc = *cap ? *cap * 2 : 64;
+    if (nc > SIZE_MAX / 2 / elem)
+        return NULL;
+    void *nv = realloc(v, nc * elem);
+    if (nv)
+        *cap = nc;
+    return nv;
+}
+
+/* tls_into: an object whose "services" array gets the services that speak TLS to their
+ * upstream (what the certificate builder reads), or NULL. */
+static int add_service(ctx_t *c, ents_t *e, json_t *o, aigw_str_t text, json_t *tls_into)
+{
+    aigw_rt_service_t *v = grow_vec(e->svcs, &e->cap_s, e->ns, sizeof(*v));
+    if (!v)
+        return oom(c);
+    e->svcs = v;
+    memset(&v[e->ns], 0, sizeof(v[e->ns]));
+    if (load_service(c, o, text, e->ns, &v[e->ns]) != 0)
+        return -1;
+    e->ns++;
+    /* the certificate builder reads the services that speak TLS to their upstream */
+    const char *proto = tls_into ? json_string_value(json_object_get(o, "protocol")) : NULL;
+    if (proto && (strcmp(proto, "https") == 0 || strcmp(proto, "grpcs") == 0 ||
+                  strcmp(proto, "tls") == 0)) {
+        json_t *arr = json_object_get(tls_into, "services");
+        if (!arr) {
+            if (json_object_set_new(tls_into, "services", arr = json_array()) != 0 || !arr)
+                return oom(c);
+        }
+        if (json_array_append(arr, o) != 0)
+            return oom(c);
+    }
+    return 0;
+}
+
+/* After the last service: into the arena, sorted by id for routes, duplicates refused. */
+static int end_services(ctx_t *c, ents_t *e)
+{
+    e->svcs_done = 1;
+    if (!e->ns)
+        return 0;
+    qsort(e->svcs, e->ns, sizeof(*e->svcs), cmp_service);
+    for (size_t i = 1; i < e->ns; i++)
+        if (strcmp(e->svcs[i - 1].id, e->svcs[i].id) == 0)
+            return fail(c, "service %s appears twice in the configuration", e->svcs[i].id);
+    e->final_svcs = arena_alloc(&c->a, e->ns * sizeof(*e->svcs), ALIGN);
+    if (!e->final_svcs)
+        return oom(c);
+    memcpy(e->final_svcs, e->svcs, e->ns * sizeof(*e->svcs));
+    free(e->svcs);
+    e->svcs = NULL;
+    return 0;
+}
+
+static int add_route(ctx_t *c, ents_t *e, const json_t *o, aigw_str_t text, size_t index)
+{
+    aigw_rt_route_t *v = grow_vec(e->routes, &e->cap_r, e->nr, sizeof(*v));
+    if (!v)
+        return oom(c);
+    e->routes = v;
+    memset(&v[e->nr], 0, sizeof(v[e->nr]));
+    int r = load_route(c, o, text, index, e->final_svcs, e->ns, &v[e->nr]);
+    if (r < 0)
+        return -1;
+    if (r == 0) {   /* skipped (its service is disabled) */
+        memset(&v[e->nr], 0, sizeof(v[e->nr]));
+        return 0;
+    }
+    if (v[e->nr].protocols & HTTP_PROTOS)
+        e->n_http++;
+    e->nr++;
+    return 0;
+}
+
+/* The snapshot's text, read one entity at a time: jansson parses each service and route on
+ * its own (JSON_DISABLE_EOF_CHECK reports the bytes it took, so the entity's text is known
+ * and kept for log records), the loader takes what it needs and frees it at once; every
+ * other top-level value goes whole into root. The whole configuration never exists as one
+ * tree: at 10k routes, building and freeing that tree was most of the load time and of the
+ * memory peak during a swap. Returns 0 when read, -1 on an entity error (reported), 1 when
+ * the text is not shaped as the snapshot builder writes it (not an object, a non-array
+ * entity list, routes before services, a syntax error): the caller then parses it whole,
+ * which reports any JSON error exactly as jansson words it. */
+typedef struct reader {
+    const char *p, *end;
+} reader_t;
+
+static int punct(reader_t *r, char ch)
+{
+    while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
+        r->p++;
+    if (r->p < r->end && *r->p == ch) {
+        r->p++;
+        return 1;
+    }
+    return 0;
+}
+
+static json_t *next_value(reader_t *r, aigw_str_t *text)
+{
+    punct(r, '\0');   /* skips white space only */
+    json_error_t jerr;
+    json_t *v = json_loadb(r->p, (size_t)(r->end - r->p), JSON_DISABLE_EOF_CHECK |
+                           JSON_DECODE_ANY, &jerr);
+    if (!v)
+        return NULL;
+    *text = (aigw_str_t){ r->p, (size_t)jerr.position };
+    r->p += jerr.position;
+    return v;
+}
+
+static int stream_entities(ctx_t *c, ents_t *e, reader_t *r, int routes, json_t *root)
+{
+    if (punct(r, ']'))
+        return 0;
+    for (size_t i = 0;; i++) {
+        aigw_str_t text;
+        json_t *o = next_value(r, &text);
+        if (!o)
+            return 1;
+        int rc = routes ? add_route(c, e, o, text, i) : add_service(c, e, o, text, root);
+        json_decref(o);
+        if (rc != 0)
+            return -1;
+        if (punct(r, ']'))
+            return 0;
+        if (!punct(r, ','))
+            return 1;
+    }
+}
+
+static int read_streamed(ctx_t *c, ents_t *e, const aigw_snapshot_t *snap, json_t *root)
+{
+    reader_t r = { snap->json, snap->json + snap->len };
+    int seen_s = 0, seen_r = 0;
+    if (!punct(&r, '{'))
+        return 1;
+    if (!punct(&r, '}')) {
+        for (;;) {
+            aigw_str_t text;
+            json_t *k = next_value(&r, &text);
+            if (!json_is_string(k) || !punct(&r, ':')) {
+                json_decref(k);
+                return 1;
+            }
+            const char *key = json_string_value(k);
+            int is_s = strcmp(key, "services") == 0, is_r = strcmp(key, "routes") == 0;
+            int rc = 0;
+            if ((is_s || is_r) && punct(&r, '[')) {
+                if ((is_s && seen_s) || (is_r && (seen_r || !seen_s))) {
+                    json_decref(k);
+                    return 1;   /* twice, or routes first: the whole-tree path decides */
+                }
+                rc = stream_entities(c, e, &r, is_r, root);
+                if (is_s && rc == 0)
+                    rc = end_services(c, e);
+                seen_s |= is_s;
+                seen_r |= is_r;
+            } else if (is_s || is_r) {
+                rc = 1;   /* null or not an array */
+            } else {
+                json_t *v = next_value(&r, &text);
+                rc = !v || json_object_set_new(root, key, v) != 0 ? 1 : 0;
+            }
+            json_decref(k);
+            if (rc != 0)
+                return rc;
+            if (punct(&r, '}'))
+                break;
+            if (!punct(&r, ','))
+                return 1;
+        }
+    }
+    punct(&r, '\0');
+    if (r.p != r.end)
+        return 1;   /* something after the object */
+    if (!seen_s && end_services(c, e) != 0)
+        return -1;
+    return 0;
+}
+
+/* The slow path: the text parsed whole (any shape; jansson's messages for bad JSON). */
+static int read_whole(ctx_t *c, ents_t *e, const aigw_snapshot_t *snap, json_t **rootp)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(snap->json, snap->len, 0, &jerr);
+    if (!root)
+        return fail(c, "invalid configuration JSON at line %d, column %d: %s", jerr.line,
+                    jerr.column, jerr.text);
+    json_decref(*rootp);
+    *rootp = root;
+    if (!json_is_object(root))
+        return fail(c, "the configuration is not a JSON object");
+    const json_t *jsvcs, *jroutes;
+    if (entity_array(c, root, "services", &jsvcs) != 0 ||
+        entity_array(c, root, "routes", &jroutes) != 0)
+        return -1;
+    /* root keeps every service: the certificate builder finds the TLS ones there */
+    for (size_t i = 0; i < json_array_size(jsvcs); i++)
+        if (add_service(c, e, json_array_get(jsvcs, i), AIGW_STR_NULL, NULL) != 0)
+            return -1;
+    if (end_services(c, e) != 0)
+        return -1;
+    for (size_t i = 0; i < json_array_size(jroutes); i++)
+        if (add_route(c, e, json_array_get(jroutes, i), AIGW_STR_NULL, i) != 0)
+            return -1;
+    return 0;
 }
 
 aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t errlen)
 {
     ctx_t c = { .err = err, .errlen = errlen, .kind = "", .id = "" };
     json_t *root = NULL;
-    aigw_rt_route_t *tmp = NULL;
+    ents_t e = { 0 };
     aigw_runtime_t *rt = NULL;
     if (errlen)
         err[0] = '\0';
@@ -533,85 +775,42 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
         return NULL;
     }
 
-    json_error_t jerr;
-    root = json_loadb(snap->json, snap->len, 0, &jerr);
-    if (!root) {
-        fail(&c, "invalid configuration JSON at line %d, column %d: %s", jerr.line,
-             jerr.column, jerr.text);
-        goto out;
-    }
-    if (!json_is_object(root)) {
-        fail(&c, "the configuration is not a JSON object");
-        goto out;
-    }
-    const json_t *jsvcs, *jroutes;
-    if (entity_array(&c, root, "services", &jsvcs) != 0 ||
-        entity_array(&c, root, "routes", &jroutes) != 0)
-        goto out;
-    size_t ns = json_array_size(jsvcs), nr = json_array_size(jroutes);
-
-    /* One chunk for the fixed part plus a guess at the strings; more chunks if needed. */
-    if (ns > (SIZE_MAX / 4) / sizeof(aigw_rt_service_t) ||
-        nr > (SIZE_MAX / 4) / sizeof(aigw_rt_route_t)) {
-        oom(&c);
-        goto out;
-    }
-    size_t first = sizeof(rt_priv_t) + ns * (sizeof(aigw_rt_service_t) + 64) +
-                   nr * (sizeof(aigw_rt_route_t) + 256) + 4 * ALIGN + 4096;
+    /* The first chunk: the fixed part plus a guess from the snapshot's size (entity JSON
+     * stays in the snapshot); more chunks if needed. */
+    size_t first = sizeof(rt_priv_t) + snap->len / 4 + 4 * ALIGN + 4096;
     c.a.next_cap = CHUNK_MIN;
     c.a.head = c.a.cur = chunk_new(first);
-    if (!c.a.head) {
+    rt_priv_t *priv = c.a.head ? arena_alloc(&c.a, sizeof(*priv), ALIGN) : NULL;
+    root = json_object();
+    if (!priv || !root) {
         oom(&c);
         goto out;
     }
-    rt_priv_t *priv = arena_alloc(&c.a, sizeof(*priv), ALIGN);
-    aigw_rt_service_t *svcs = ns ? arena_alloc(&c.a, ns * sizeof(*svcs), ALIGN) : NULL;
-    aigw_rt_route_t *routes = nr ? arena_alloc(&c.a, nr * sizeof(*routes), ALIGN) : NULL;
-    if (!priv || (ns && !svcs) || (nr && !routes)) {
-        oom(&c);
+    int rc = read_streamed(&c, &e, snap, root);
+    if (rc > 0) {   /* start again from the whole tree */
+        free(e.svcs);
+        free(e.routes);
+        e = (ents_t){ 0 };
+        rc = read_whole(&c, &e, snap, &root);
+    }
+    if (rc != 0)
         goto out;
-    }
-    rt = &priv->rt;
-
-    for (size_t i = 0; i < ns; i++)
-        if (load_service(&c, json_array_get(jsvcs, i), i, &svcs[i]) != 0)
-            goto out;
-    if (ns > 1)
-        qsort(svcs, ns, sizeof(*svcs), cmp_service);
-    for (size_t i = 1; i < ns; i++) {
-        if (strcmp(svcs[i - 1].id, svcs[i].id) == 0) {
-            fail(&c, "service %s appears twice in the configuration", svcs[i].id);
-            goto out;
-        }
-    }
 
     /* Routes in snapshot order, then stably partitioned: the HTTP ones lead. */
-    size_t n = 0, n_http = 0;
-    for (size_t i = 0; i < nr; i++) {
-        int r = load_route(&c, json_array_get(jroutes, i), i, svcs, ns, &routes[n]);
-        if (r < 0)
-            goto out;
-        if (r == 0) {
-            memset(&routes[n], 0, sizeof(routes[n]));
-            continue;
-        }
-        if (routes[n].protocols & HTTP_PROTOS)
-            n_http++;
-        n++;
+    size_t n = e.nr, n_http = e.n_http;
+    aigw_rt_route_t *routes = n ? arena_alloc(&c.a, n * sizeof(*routes), ALIGN) : NULL;
+    if (n && !routes) {
+        oom(&c);
+        goto out;
     }
-    if (n_http != 0 && n_http != n) {
-        tmp = malloc(n * sizeof(*tmp));
-        if (!tmp) {
-            oom(&c);
-            goto out;
-        }
-        size_t h = 0, s = n_http;
-        for (size_t i = 0; i < n; i++)
-            tmp[(routes[i].protocols & HTTP_PROTOS) ? h++ : s++] = routes[i];
-        memcpy(routes, tmp, n * sizeof(*tmp));
-        free(tmp);
-        tmp = NULL;
-    }
+    size_t h = 0, o2 = n_http;
+    for (size_t i = 0; i < n; i++)
+        routes[(e.routes[i].protocols & HTTP_PROTOS) ? h++ : o2++] = e.routes[i];
+    free(e.routes);
+    e.routes = NULL;
+    aigw_rt_service_t *svcs = e.final_svcs;
+    size_t ns = e.ns;
+    rt = &priv->rt;
 
     atomic_init(&rt->refs, 1);
     rt->version = snap->version;
@@ -667,11 +866,14 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
     aigw_runtime_unref(old);
     priv->chunks = c.a.head;
     c.a.head = NULL;
+    /* entity JSON points into the snapshot's text (the runtime only reads it) */
+    priv->snap = aigw_snapshot_ref((aigw_snapshot_t *)(uintptr_t)snap);
     json_decref(root);
     return rt;
 
 out:
-    free(tmp);
+    free(e.svcs);
+    free(e.routes);
     json_decref(root);
     chunks_free(c.a.head);
     if (errlen && !err[0])

@@ -39,7 +39,8 @@ typedef struct aigw_rt_service {
     int enabled;
     int tls_verify;               /* -1 unset, 0, 1 */
     int tls_verify_depth;         /* -1 unset */
-    aigw_str_t json;              /* the entity as compact JSON (log records) */
+    aigw_str_t json;              /* the entity as compact JSON (log records); often its
+                                   * bytes in the snapshot: not NUL-terminated */
 } aigw_rt_service_t;
 
 typedef struct aigw_rt_header_match {
@@ -68,7 +69,8 @@ typedef struct aigw_rt_route {
     int path_handling_v1;         /* 0: v0 (default), 1: v1 */
     int request_buffering, response_buffering;
     const aigw_rt_service_t *service;   /* NULL when the route has none */
-    aigw_str_t json;              /* the entity as compact JSON (log records) */
+    aigw_str_t json;              /* the entity as compact JSON (log records); often its
+                                   * bytes in the snapshot: not NUL-terminated */
 } aigw_rt_route_t;
 
 typedef struct aigw_runtime {

@@ -94,7 +94,7 @@ static aigw_runtime_t *load_ok(const char *json, long long version)
     if (!rt)
         fail_msg("load failed: %s", err);
     assert_string_equal(err, "");
-    aigw_snapshot_unref(s);   /* the runtime borrows nothing from the snapshot */
+    aigw_snapshot_unref(s);   /* the runtime keeps its own reference */
     return rt;
 }
 
@@ -113,6 +113,14 @@ static void assert_str(aigw_str_t s, const char *expect)
     assert_int_equal(s.n, strlen(expect));
     assert_memory_equal(s.p, expect, s.n);
     assert_int_equal(s.p[s.n], '\0');   /* copies are NUL-terminated */
+}
+
+/* A slice of the snapshot's text: no NUL of its own. */
+static void assert_slice(aigw_str_t s, const char *expect)
+{
+    assert_non_null(s.p);
+    assert_int_equal(s.n, strlen(expect));
+    assert_memory_equal(s.p, expect, s.n);
 }
 
 static const aigw_rt_route_t *route_by_id(const aigw_runtime_t *rt, const char *id)
@@ -306,6 +314,47 @@ static void test_load_empty(void **state)
     assert_int_equal(aigw_runtime_http_routes(rt), 0);
     assert_int_equal(rt->routes[0].protocols, AIGW_PROTO_UDP);
     aigw_runtime_unref(rt);
+}
+
+/* Entities are read one at a time from the text: a route's and a service's JSON for log
+ * records are their bytes in the snapshot; the same configuration in another shape
+ * (white space, routes before services) takes the whole-tree path and loads the same. */
+static void test_load_streamed_text(void **state)
+{
+    (void)state;
+    const char *svc = "{\"id\":\"" S1 "\",\"host\":\"h.test\",\"name\":\"s\\u00e9\"}";
+    const char *rte = "{\"id\":\"" R1 "\",\"paths\":[\"/a\"],\"service\":{\"id\":\"" S1 "\"}}";
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "{\"_format_version\":\"3.0\",\"services\":[%s],\"routes\":[%s]}",
+             svc, rte);
+    aigw_runtime_t *rt = load_ok(buf, 1);
+    assert_int_equal(rt->n_routes, 1);
+    assert_slice(rt->services[0].json, svc);
+    assert_slice(rt->routes[0].json, rte);
+    assert_ptr_equal(rt->routes[0].service, &rt->services[0]);
+    aigw_runtime_unref(rt);
+
+    /* Routes first, with white space: parsed whole, same entities, JSON printed compact. */
+    snprintf(buf, sizeof(buf), " {\n \"routes\" : [ %s ] ,\n \"services\" : [ %s ] }\n", rte,
+             svc);
+    rt = load_ok(buf, 2);
+    assert_int_equal(rt->n_routes, 1);
+    assert_ptr_equal(rt->routes[0].service, &rt->services[0]);
+    assert_str(rt->routes[0].json, rte);
+    aigw_runtime_unref(rt);
+
+    /* Junk after the object, or a missing comma, is a JSON error as jansson words it. */
+    snprintf(buf, sizeof(buf), "{\"services\":[%s]} x", svc);
+    aigw_snapshot_t *sn = snap_new(buf, 3);
+    char err[256] = "";
+    assert_null(aigw_runtime_load(sn, err, sizeof(err)));
+    assert_true(strncmp(err, "invalid configuration JSON at line 1", 36) == 0);
+    aigw_snapshot_unref(sn);
+    snprintf(buf, sizeof(buf), "{\"services\":[%s %s]}", svc, svc);
+    sn = snap_new(buf, 4);
+    assert_null(aigw_runtime_load(sn, err, sizeof(err)));
+    assert_true(strncmp(err, "invalid configuration JSON at line 1", 36) == 0);
+    aigw_snapshot_unref(sn);
 }
 
 static void test_load_errors(void **state)
@@ -787,6 +836,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_fields),
         cmocka_unit_test(test_load_empty),
+        cmocka_unit_test(test_load_streamed_text),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_load_large),
         cmocka_unit_test(test_load_from_store),
