@@ -232,9 +232,10 @@ def test_complete_is_silent_and_bounded(tmp_path):
 # ---- zsh and fish ----
 
 
-# Outside a completion widget zsh has no compadd: these stand-ins print what would be offered
+# Outside a completion widget zsh has no compadd: this replacement for the compsys functions
+# the script calls prints what would be offered
 # (the words of a _describe array, compadd -a's array, _files's request).
-ZSH_STUBS = r"""
+ZSH_COMPSYS = r"""
 _describe() { local -a arr; arr=("${(@P)${@[-1]}}"); print -l -- "${arr[@]%%:*}" }
 _wanted() { shift 3; "$@" }
 compadd() { [[ $1 == -a ]] && print -l -- "${(@P)2}" }
@@ -256,11 +257,11 @@ def test_zsh_script(tmp_path, aigw):
     assert p.read_text().startswith("#compdef aigwctl\n")
     r = subprocess.run([zsh, "-n", str(p)], capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    stubs = tmp_path / "stubs.zsh"
-    stubs.write_text(ZSH_STUBS)
+    compsys = tmp_path / "compsys.zsh"
+    compsys.write_text(ZSH_COMPSYS)
 
     def zsh_complete(line, **env):
-        r = subprocess.run([zsh, "-f", str(stubs)], capture_output=True, text=True, timeout=30,
+        r = subprocess.run([zsh, "-f", str(compsys)], capture_output=True, text=True, timeout=30,
                            env=_env(tmp_path, LINE=line, SCRIPT=str(p), **env))
         assert r.returncode == 0 and r.stderr == "", r.stderr
         return r.stdout.split()
