@@ -1,4 +1,5 @@
 /* common/str.c: see str.h. */
+#include <arpa/inet.h>
 #include "str.h"
 
 static inline unsigned char lower(unsigned char c)
@@ -68,8 +69,13 @@ size_t aigw_i64_to_dec(char *buf, long long v)
     return 1 + aigw_u64_to_dec(buf + 1, 0ULL - (unsigned long long)v);
 }
 
-size_t aigw_ip4_to_str(char *buf, const void *a)
+size_t aigw_ip_to_str(char *buf, int family, const void *a)
 {
+    if (family != AF_INET) {
+        if (!inet_ntop(AF_INET6, a, buf, 46))
+            buf[0] = '\0';
+        return strlen(buf);
+    }
     const unsigned char *o = a;
     size_t w = 0;
     for (int i = 0; i < 4; i++) {

@@ -41,9 +41,10 @@ size_t aigw_u64_to_dec(char *buf, unsigned long long v);
 /* Writes v in decimal with a '-' when negative (at least 21 bytes), returns the length. */
 size_t aigw_i64_to_dec(char *buf, long long v);
 
-/* Writes the dotted quad of the IPv4 address at a (4 bytes, network order) and a NUL at buf
- * (at least 16 bytes); returns the length. inet_ntop's result, without its printf. */
-size_t aigw_ip4_to_str(char *buf, const void *a);
+/* The text of the address at a (network order; AF_INET: 4 bytes, else AF_INET6: 16) and a
+ * NUL at buf (at least 46 bytes); returns the length. inet_ntop's result; IPv4 is written
+ * by hand (glibc's and libuv's print it with printf, a cost on the request path). */
+size_t aigw_ip_to_str(char *buf, int family, const void *a);
 
 /* The value of one hex digit (0-9, a-f, A-F), or -1. */
 static inline int aigw_hex_digit(int c)

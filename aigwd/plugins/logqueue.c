@@ -27,7 +27,8 @@
 #include "core/log.h"
 
 #define COALESCE_MIN_TIME 0.05      /* Kong: send at once when less than this is left */
-#define IDLE_WAIT_S 1.0             /* idle waits are timed too (every change signals) */
+#define IDLE_WAIT_S 1.0             /* waits are timed: a push signals only a first entry
+                                     * or a full batch */
 #define CAPACITY_WARNING_THRESHOLD 0.8
 
 #define SPARE_MAX_BYTES (4u << 20)  /* sent entries kept for reuse, per queue */

@@ -804,10 +804,7 @@ static void build(aigw_sbuf_t *b, aigw_plugin_run_t *run)
     for (size_t i = 0; i < nt; i++) {
         const struct aigw_plugin_try *t = &run->log.tries[i];
         char ip[INET6_ADDRSTRLEN] = "";
-        if (t->family == AF_INET6)
-            inet_ntop(AF_INET6, t->addr, ip, sizeof(ip));
-        else
-            aigw_ip4_to_str(ip, t->addr);
+        aigw_ip_to_str(ip, t->family == AF_INET6 ? AF_INET6 : AF_INET, t->addr);
         aigw_sbuf_add(b, i ? ",{\"ip\":\"" : "{\"ip\":\"");
         aigw_sbuf_add(b, ip);
         aigw_sbuf_add(b, "\",\"port\":");

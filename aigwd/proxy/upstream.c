@@ -1025,33 +1025,27 @@ static void on_connect(uv_connect_t *req, int status)
         ex_free(x);
 }
 
+/* The pool key: "ip|port", plus the TLS parameters for a TLS connection. cap >= 128. */
 static void make_key(const aigw_upex_params_t *prm, char *out, size_t cap, size_t *n)
 {
-    char ip[64] = "";
-    int port = 0;
-    if (prm->addr.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&prm->addr;
-        uv_ip6_name(a, ip, sizeof(ip));
-        port = ntohs(a->sin6_port);
-    } else {
-        /* dotted quad by hand: uv_ip4_name prints with snprintf, a cost on every request */
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&prm->addr;
-        aigw_ip4_to_str(ip, &a->sin_addr);
-        port = ntohs(a->sin_port);
-    }
-    size_t il = strlen(ip);
-    if (!prm->ssl_ctx && il + 1 + 24 <= cap) {   /* "ip|port", the hot case, without printf */
-        memcpy(out, ip, il);
-        out[il] = '|';
-        *n = il + 1 + aigw_u64_to_dec(out + il + 1, (unsigned long long)port);
-        out[*n] = '\0';
+    int v6 = prm->addr.ss_family == AF_INET6;
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&prm->addr;
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)&prm->addr;
+    char ip[64];
+    int port = ntohs(v6 ? a6->sin6_port : a4->sin_port);
+    aigw_ip_to_str(ip, v6 ? AF_INET6 : AF_INET,
+                   v6 ? (const void *)&a6->sin6_addr : (const void *)&a4->sin_addr);
+    if (prm->ssl_ctx) {
+        int k = snprintf(out, cap, "%s|%d|%s|%d|%p", ip, port, prm->sni ? prm->sni : "",
+                         prm->tls_verify, (void *)prm->ssl_ctx);
+        *n = k > 0 && (size_t)k < cap ? (size_t)k : cap - 1;
         return;
     }
-    int k = prm->ssl_ctx ? snprintf(out, cap, "%s|%d|%s|%d|%p", ip, port,
-                                    prm->sni ? prm->sni : "", prm->tls_verify,
-                                    (void *)prm->ssl_ctx)
-                         : snprintf(out, cap, "%s|%d", ip, port);
-    *n = k > 0 && (size_t)k < cap ? (size_t)k : cap - 1;
+    size_t il = strlen(ip);   /* the hot case without printf */
+    memcpy(out, ip, il);
+    out[il] = '|';
+    *n = il + 1 + aigw_u64_to_dec(out + il + 1, (unsigned long long)port);
+    out[*n] = '\0';
 }
 
 aigw_upex_t *aigw_upex_start(aigw_uppool_t *p, const aigw_upex_params_t *prm,
