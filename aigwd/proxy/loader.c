@@ -640,10 +640,15 @@ typedef struct reader {
     const char *p, *end;
 } reader_t;
 
-static int punct(reader_t *r, char ch)
+static void skip_ws(reader_t *r)
 {
     while (r->p < r->end && (*r->p == ' ' || *r->p == '\t' || *r->p == '\n' || *r->p == '\r'))
         r->p++;
+}
+
+static int punct(reader_t *r, char ch)
+{
+    skip_ws(r);
     if (r->p < r->end && *r->p == ch) {
         r->p++;
         return 1;
@@ -653,7 +658,7 @@ static int punct(reader_t *r, char ch)
 
 static json_t *next_value(reader_t *r, aigw_str_t *text)
 {
-    punct(r, '\0');   /* skips white space only */
+    skip_ws(r);
     json_error_t jerr;
     json_t *v = json_loadb(r->p, (size_t)(r->end - r->p), JSON_DISABLE_EOF_CHECK |
                            JSON_DECODE_ANY, &jerr);
@@ -726,7 +731,7 @@ static int read_streamed(ctx_t *c, ents_t *e, const aigw_snapshot_t *snap, json_
                 return 1;
         }
     }
-    punct(&r, '\0');
+    skip_ws(&r);
     if (r.p != r.end)
         return 1;   /* something after the object */
     if (!seen_s && end_services(c, e) != 0)

@@ -350,6 +350,19 @@ static void test_load_streamed_text(void **state)
     assert_null(aigw_runtime_load(sn, err, sizeof(err)));
     assert_true(strncmp(err, "invalid configuration JSON at line 1", 36) == 0);
     aigw_snapshot_unref(sn);
+    /* a NUL byte between values is not white space */
+    char nul[256];
+    int k = snprintf(nul, sizeof(nul), "{\"services\":[ %s]}", svc);
+    nul[13] = '\0';
+    sn = snap_new("x", 5);
+    free(sn->json);
+    sn->json = malloc((size_t)k);
+    assert_non_null(sn->json);
+    memcpy(sn->json, nul, (size_t)k);
+    sn->len = (size_t)k;
+    assert_null(aigw_runtime_load(sn, err, sizeof(err)));
+    assert_true(strncmp(err, "invalid configuration JSON", 26) == 0);
+    aigw_snapshot_unref(sn);
     snprintf(buf, sizeof(buf), "{\"services\":[%s %s]}", svc, svc);
     sn = snap_new(buf, 4);
     assert_null(aigw_runtime_load(sn, err, sizeof(err)));
