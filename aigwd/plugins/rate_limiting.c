@@ -434,8 +434,7 @@ static char *counter_key(aigw_plugin_run_t *run, const char *route_id, const cha
     size_t rn = strlen(route_id), sn = strlen(service_id),
            pn = strlen(aigw_rl_period_names[p]);
     char num[24];
-    size_t nn = start_ms >= 0 ? aigw_u64_to_dec(num, (unsigned long long)start_ms)
-                              : (size_t)snprintf(num, sizeof(num), "%lld", (long long)start_ms);
+    size_t nn = aigw_i64_to_dec(num, start_ms);
     size_t len = 10 + rn + 1 + sn + 1 + id.n + 1 + nn + 1 + pn;
     char *key = aigw_arena_alloc(&run->req->arena, len + 1), *w = key;
     if (!key)
