@@ -15,6 +15,24 @@ int aigw_str_ieq_n(const char *a, const char *b, size_t n)
     return 1;
 }
 
+unsigned long long aigw_hash_bytes(const void *p, size_t n)
+{
+    const unsigned char *k = p;
+    unsigned long long h = 1469598103934665603ULL ^ n;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        unsigned long long w;
+        memcpy(&w, k + i, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 31;
+    }
+    for (; i < n; i++)
+        h = (h ^ k[i]) * 1099511628211ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    return h ^ (h >> 29);
+}
+
 static int is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';

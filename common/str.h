@@ -46,6 +46,10 @@ size_t aigw_i64_to_dec(char *buf, long long v);
  * by hand (glibc's and libuv's print it with printf, a cost on the request path). */
 size_t aigw_ip_to_str(char *buf, int family, const void *a);
 
+/* A 64-bit hash of n bytes, eight a step (multiply-xorshift with a final mix); not
+ * cryptographic: for in-process tables whose entries are compared in full on a match. */
+unsigned long long aigw_hash_bytes(const void *p, size_t n);
+
 /* The value of one hex digit (0-9, a-f, A-F), or -1. */
 static inline int aigw_hex_digit(int c)
 {

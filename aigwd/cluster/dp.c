@@ -141,9 +141,10 @@ static int apply(const uint8_t *p, size_t n, EVP_PKEY *pub, int from_cache)
     aigw_runtime_publish(rt);
     aigw_healthcheck_set(rt->balancers);
     AIGW_LOG(AIGW_LOG_NOTICE, "cluster: %s %lld (sha256 %.16s) in use: %zu services, %zu "
-             "routes, %.1f ms (verify %.1f, load %.1f, cache %.1f)", src, version, hash,
-             rt->n_services, rt->n_routes, (double)(t3 - t0) / 1e6, (double)(t1 - t0) / 1e6,
-             (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6);
+             "routes, %.1f ms (verify %.1f, load %.1f, cache %.1f; %zu entities as before)",
+             src, version, hash, rt->n_services, rt->n_routes, (double)(t3 - t0) / 1e6,
+             (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
+             aigw_runtime_reused(rt));
     aigw_runtime_unref(rt);
     aigw_snapshot_publish(snap);     /* for /status configuration_hash (no follower on a DP) */
     aigw_snapshot_unref(snap);

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/str.h"
 
 #define NSTRIPES 64
 #define DEFAULT_MAX_ENTRIES (256u * 1024u)
@@ -90,24 +91,6 @@ typedef struct store {
 } store_t;
 
 static store_t *g_store;
-
-/* Eight bytes a step (keys are ~150 bytes of ids): multiply-xorshift, then a final mix. */
-static uint64_t hash_key(const char *k, size_t n)
-{
-    uint64_t h = 1469598103934665603ULL ^ n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, k + i, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
-        h ^= h >> 31;
-    }
-    for (; i < n; i++)
-        h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    return h ^ (h >> 29);
-}
 
 int aigw_rl_local_init(size_t max_entries)
 {
@@ -247,7 +230,7 @@ int aigw_rl_local_take(const char *const *keys, const double *limits, const int6
     size_t lk[AIGW_RL_NPERIODS], nl = 0;   /* the stripes to lock, ascending, distinct */
     for (size_t i = 0; i < n; i++) {
         len[i] = strlen(keys[i]);
-        h[i] = hash_key(keys[i], len[i]);
+        h[i] = aigw_hash_bytes(keys[i], len[i]);
         size_t si = (size_t)(h[i] % NSTRIPES), j = nl;
         while (j > 0 && lk[j - 1] > si)
             j--;

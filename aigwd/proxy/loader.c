@@ -76,6 +76,10 @@ typedef struct rt_priv {
     chunk_t *chunks;
     size_t n_http;
     aigw_snapshot_t *snap;   /* a reference: entity JSON points into its text */
+    uint64_t *reuse;         /* services and routes by their JSON, for the next load: see
+                              * "reusing entities" below */
+    size_t reuse_mask;
+    size_t n_reused;         /* entities this load copied from the previous runtime */
 } rt_priv_t;
 
 static chunk_t *chunk_new(size_t cap)
@@ -138,6 +142,7 @@ typedef struct ctx {
     size_t errlen;
     const char *kind;       /* "service" or "route" */
     const char *id;         /* the entity being read, for messages */
+    const rt_priv_t *prev;  /* the runtime in use, whose entities may be reused, or NULL */
 } ctx_t;
 
 static int fail(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -494,6 +499,177 @@ static int load_route(ctx_t *c, const json_t *o, aigw_str_t text, size_t index,
     return 1;
 }
 
+/* ---- reusing entities ----------------------------------------------------------------------
+ * A new snapshot mostly repeats the one in use: an admin write changes one entity of
+ * thousands, and parsing is most of a load (jansson reads ~50 MB/s). So a service or route
+ * whose text is, byte for byte, the text of one in the runtime in use is copied from it
+ * instead of parsed: the text is delimited by value_span (which follows only strings and
+ * brackets), hashed, and compared in full with the old entity's JSON (the old runtime keeps
+ * its snapshot). Equal bytes are the same JSON, so the copy is what parsing would give; what
+ * an entity takes from others (a route's service) is resolved again. Every load indexes its
+ * entities for the next one: a slot is the hash's high half and the index (+1, a bit for
+ * routes), 8 bytes, the table at most 5/8 full. */
+
+#define REUSE_ROUTE (1u << 31)
+
+/* The length of the JSON object at p, for valid JSON (strings are skipped with memchr and
+ * their escapes honoured, brackets counted), or 0 when p holds no '{' or the object does not
+ * end before end. Anything it delimits is trusted only when equal to a text jansson parsed. */
+static size_t value_span(const char *p, const char *end)
+{
+    if (p >= end || *p != '{')
+        return 0;
+    size_t depth = 0;
+    for (const char *q = p; q < end; q++) {
+        char ch = *q;
+        if (ch == '"') {
+            for (;;) {
+                const char *e = memchr(q + 1, '"', (size_t)(end - q - 1));
+                if (!e)
+                    return 0;
+                const char *b = e;
+                while (b > q + 1 && b[-1] == '\\')
+                    b--;
+                q = e;
+                if (((size_t)(e - b) & 1) == 0)
+                    break;   /* an even run of backslashes: this quote ends the string */
+            }
+        } else if (ch == '{' || ch == '[') {
+            depth++;
+        } else if (ch == '}' || ch == ']') {
+            if (--depth == 0)
+                return (size_t)(q - p) + 1;
+        }
+    }
+    return 0;
+}
+
+/* The entity of the runtime in use whose JSON is text[0..n) (hash h), or NULL. */
+static const void *reuse_find(const ctx_t *c, int route, uint64_t h, const char *text,
+                              size_t n)
+{
+    const rt_priv_t *p = c->prev;
+    if (!p || !p->reuse)
+        return NULL;
+    for (size_t i = (size_t)h & p->reuse_mask;; i = (i + 1) & p->reuse_mask) {
+        uint64_t slot = p->reuse[i];
+        if (!slot)
+            return NULL;
+        uint32_t v = (uint32_t)slot;
+        if ((uint32_t)(slot >> 32) != (uint32_t)(h >> 32) || !(v & REUSE_ROUTE) != !route)
+            continue;
+        size_t idx = (v & ~REUSE_ROUTE) - 1;
+        const aigw_rt_route_t *r = route ? &p->rt.routes[idx] : NULL;
+        const aigw_rt_service_t *s = route ? NULL : &p->rt.services[idx];
+        aigw_str_t j = r ? r->json : s->json;
+        if ((r ? r->json_hash : s->json_hash) == h && j.n == n && memcmp(j.p, text, n) == 0)
+            return r ? (const void *)r : (const void *)s;
+    }
+}
+
+static void reuse_put(rt_priv_t *p, uint64_t h, uint32_t v)
+{
+    size_t i = (size_t)h & p->reuse_mask;
+    while (p->reuse[i])
+        i = (i + 1) & p->reuse_mask;
+    p->reuse[i] = (h >> 32) << 32 | v;
+}
+
+/* Indexes p's services and routes for the next load; too many to index is not an error (the
+ * next load parses everything). */
+static int reuse_index(ctx_t *c, rt_priv_t *p)
+{
+    size_t n = p->rt.n_services + p->rt.n_routes;
+    if (n == 0 || p->rt.n_services >= REUSE_ROUTE - 1 || p->rt.n_routes >= REUSE_ROUTE - 1)
+        return 0;
+    size_t cap = 64;
+    while (cap / 8 * 5 < n)
+        cap *= 2;
+    p->reuse = arena_alloc(&c->a, cap * sizeof(*p->reuse), _Alignof(uint64_t));
+    if (!p->reuse)
+        return oom(c);
+    p->reuse_mask = cap - 1;
+    for (size_t i = 0; i < p->rt.n_services; i++)
+        reuse_put(p, p->rt.services[i].json_hash, (uint32_t)(i + 1));
+    for (size_t i = 0; i < p->rt.n_routes; i++)
+        reuse_put(p, p->rt.routes[i].json_hash, (uint32_t)(i + 1) | REUSE_ROUTE);
+    return 0;
+}
+
+static int copy_strs(ctx_t *c, const aigw_str_t *src, size_t n, aigw_str_t **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return 0;
+    aigw_str_t *arr = arena_alloc(&c->a, n * sizeof(*arr), _Alignof(aigw_str_t));
+    if (!arr)
+        return oom(c);
+    for (size_t i = 0; i < n; i++)
+        if (copy_str(c, src[i].p, src[i].n, CASE_KEEP, &arr[i]) != 0)
+            return -1;
+    *out = arr;
+    return 0;
+}
+
+/* load_service's result for the same text, from old. */
+static int reuse_service(ctx_t *c, const aigw_rt_service_t *old, aigw_str_t text,
+                         aigw_rt_service_t *s)
+{
+    *s = *old;
+    c->kind = "service";
+    c->id = s->id;
+    s->json = text;
+    if (copy_str(c, old->name.p, old->name.n, CASE_KEEP, &s->name) != 0 ||
+        copy_str(c, old->host.p, old->host.n, CASE_KEEP, &s->host) != 0 ||
+        copy_str(c, old->path.p, old->path.n, CASE_KEEP, &s->path) != 0)
+        return -1;
+    return 0;
+}
+
+/* load_route's result for the same text, from old: 1 loaded, 0 skipped (its service is
+ * disabled), -1 error. */
+static int reuse_route(ctx_t *c, const aigw_rt_route_t *old, aigw_str_t text,
+                       const aigw_rt_service_t *svcs, size_t n_svcs, aigw_rt_route_t *r)
+{
+    *r = *old;
+    c->kind = "route";
+    c->id = r->id;
+    r->json = text;
+    r->service = NULL;
+    r->headers = NULL;
+    r->n_headers = 0;
+    if (old->service) {
+        r->service = find_service(svcs, n_svcs, old->service->id);
+        if (!r->service)
+            return fail(c, "route %s: service %s is not in the configuration", r->id,
+                        old->service->id);
+        if (!r->service->enabled)
+            return 0;
+    }
+    if (copy_str(c, old->name.p, old->name.n, CASE_KEEP, &r->name) != 0 ||
+        copy_strs(c, old->methods, old->n_methods, &r->methods) != 0 ||
+        copy_strs(c, old->hosts, old->n_hosts, &r->hosts) != 0 ||
+        copy_strs(c, old->paths, old->n_paths, &r->paths) != 0 ||
+        copy_strs(c, old->snis, old->n_snis, &r->snis) != 0)
+        return -1;
+    if (old->n_headers) {
+        r->headers = arena_alloc(&c->a, old->n_headers * sizeof(*r->headers),
+                                 _Alignof(aigw_rt_header_match_t));
+        if (!r->headers)
+            return oom(c);
+        for (size_t i = 0; i < old->n_headers; i++) {
+            const aigw_rt_header_match_t *o = &old->headers[i];
+            aigw_rt_header_match_t *hm = &r->headers[i];
+            if (copy_str(c, o->name.p, o->name.n, CASE_KEEP, &hm->name) != 0 ||
+                copy_strs(c, o->values, o->n_values, &hm->values) != 0)
+                return -1;
+            hm->n_values = o->n_values;
+        }
+        r->n_headers = old->n_headers;
+    }
+    return 1;
+}
+
 /* An optional top-level array of entities; absent or null gives none. */
 static int entity_array(ctx_t *c, const json_t *root, const char *key, const json_t **out)
 {
@@ -540,6 +716,7 @@ static void runtime_free(aigw_runtime_t *rt)
 
 /* Services and routes as they are read, before they move into the runtime's arena. */
 typedef struct ents {
+    size_t n_reused;
     aigw_rt_service_t *svcs;
     size_t ns, cap_s;
     int svcs_done;                 /* sorted and checked: routes may refer to them */
@@ -561,31 +738,33 @@ static void *grow_vec(void *v, size_t *cap, size_t n, size_t elem)
     return nv;
 }
 
-/* tls_into: an object whose "services" array gets the services that speak TLS to their
- * upstream (what the certificate builder reads), or NULL. */
-static int add_service(ctx_t *c, ents_t *e, json_t *o, aigw_str_t text, json_t *tls_into)
+/* Either o (parsed) or old (its text is text's, hash h) gives the service. text: its bytes
+ * in the snapshot, or AIGW_STR_NULL. tls_into: an object whose "services" array gets the
+ * services that speak TLS to their upstream (what the certificate builder reads), or NULL. */
+static int add_service(ctx_t *c, ents_t *e, json_t *o, const aigw_rt_service_t *old,
+                       aigw_str_t text, uint64_t h, json_t *tls_into)
 {
     aigw_rt_service_t *v = grow_vec(e->svcs, &e->cap_s, e->ns, sizeof(*v));
     if (!v)
         return oom(c);
     e->svcs = v;
-    memset(&v[e->ns], 0, sizeof(v[e->ns]));
-    if (load_service(c, o, text, e->ns, &v[e->ns]) != 0)
+    v = &v[e->ns];
+    memset(v, 0, sizeof(*v));
+    if ((old ? reuse_service(c, old, text, v) : load_service(c, o, text, e->ns, v)) != 0)
         return -1;
+    e->n_reused += old != NULL;
+    v->json_hash = text.p ? h : aigw_hash_bytes(v->json.p, v->json.n);
     e->ns++;
-    /* the certificate builder reads the services that speak TLS to their upstream */
-    const char *proto = tls_into ? json_string_value(json_object_get(o, "protocol")) : NULL;
-    if (proto && (strcmp(proto, "https") == 0 || strcmp(proto, "grpcs") == 0 ||
-                  strcmp(proto, "tls") == 0)) {
-        json_t *arr = json_object_get(tls_into, "services");
-        if (!arr) {
-            if (json_object_set_new(tls_into, "services", arr = json_array()) != 0 || !arr)
-                return oom(c);
-        }
-        if (json_array_append(arr, o) != 0)
+    if (!tls_into || !(v->protocol & (AIGW_PROTO_HTTPS | AIGW_PROTO_GRPCS | AIGW_PROTO_TLS)))
+        return 0;
+    json_t *arr = json_object_get(tls_into, "services");
+    if (!arr) {
+        if (json_object_set_new(tls_into, "services", arr = json_array()) != 0 || !arr)
             return oom(c);
     }
-    return 0;
+    int rc = o ? json_array_append(arr, o)
+               : json_array_append_new(arr, json_loadb(text.p, text.n, 0, NULL));
+    return rc != 0 ? oom(c) : 0;
 }
 
 /* After the last service: into the arena, sorted by id for routes, duplicates refused. */
@@ -607,21 +786,27 @@ static int end_services(ctx_t *c, ents_t *e)
     return 0;
 }
 
-static int add_route(ctx_t *c, ents_t *e, const json_t *o, aigw_str_t text, size_t index)
+/* As add_service: o parsed, or old reused. */
+static int add_route(ctx_t *c, ents_t *e, const json_t *o, const aigw_rt_route_t *old,
+                     aigw_str_t text, uint64_t h, size_t index)
 {
     aigw_rt_route_t *v = grow_vec(e->routes, &e->cap_r, e->nr, sizeof(*v));
     if (!v)
         return oom(c);
     e->routes = v;
-    memset(&v[e->nr], 0, sizeof(v[e->nr]));
-    int r = load_route(c, o, text, index, e->final_svcs, e->ns, &v[e->nr]);
+    v = &v[e->nr];
+    memset(v, 0, sizeof(*v));
+    int r = old ? reuse_route(c, old, text, e->final_svcs, e->ns, v)
+                : load_route(c, o, text, index, e->final_svcs, e->ns, v);
     if (r < 0)
         return -1;
     if (r == 0) {   /* skipped (its service is disabled) */
-        memset(&v[e->nr], 0, sizeof(v[e->nr]));
+        memset(v, 0, sizeof(*v));
         return 0;
     }
-    if (v[e->nr].protocols & HTTP_PROTOS)
+    v->json_hash = text.p ? h : aigw_hash_bytes(v->json.p, v->json.n);
+    e->n_reused += old != NULL;
+    if (v->protocols & HTTP_PROTOS)
         e->n_http++;
     e->nr++;
     return 0;
@@ -674,12 +859,26 @@ static int stream_entities(ctx_t *c, ents_t *e, reader_t *r, int routes, json_t 
     if (punct(r, ']'))
         return 0;
     for (size_t i = 0;; i++) {
-        aigw_str_t text;
-        json_t *o = next_value(r, &text);
-        if (!o)
-            return 1;
-        int rc = routes ? add_route(c, e, o, text, i) : add_service(c, e, o, text, root);
-        json_decref(o);
+        skip_ws(r);
+        aigw_str_t text = { r->p, value_span(r->p, r->end) };
+        uint64_t h = text.n ? aigw_hash_bytes(text.p, text.n) : 0;
+        const void *old = text.n ? reuse_find(c, routes, h, text.p, text.n) : NULL;
+        int rc;
+        if (old) {
+            r->p += text.n;
+            rc = routes ? add_route(c, e, NULL, old, text, h, i)
+                        : add_service(c, e, NULL, old, text, h, root);
+        } else {
+            size_t n = text.n;
+            json_t *o = next_value(r, &text);
+            if (!o)
+                return 1;
+            if (text.n != n)
+                h = aigw_hash_bytes(text.p, text.n);
+            rc = routes ? add_route(c, e, o, NULL, text, h, i)
+                        : add_service(c, e, o, NULL, text, h, root);
+            json_decref(o);
+        }
         if (rc != 0)
             return -1;
         if (punct(r, ']'))
@@ -757,12 +956,12 @@ static int read_whole(ctx_t *c, ents_t *e, const aigw_snapshot_t *snap, json_t *
         return -1;
     /* root keeps every service: the certificate builder finds the TLS ones there */
     for (size_t i = 0; i < json_array_size(jsvcs); i++)
-        if (add_service(c, e, json_array_get(jsvcs, i), AIGW_STR_NULL, NULL) != 0)
+        if (add_service(c, e, json_array_get(jsvcs, i), NULL, AIGW_STR_NULL, 0, NULL) != 0)
             return -1;
     if (end_services(c, e) != 0)
         return -1;
     for (size_t i = 0; i < json_array_size(jroutes); i++)
-        if (add_route(c, e, json_array_get(jroutes, i), AIGW_STR_NULL, i) != 0)
+        if (add_route(c, e, json_array_get(jroutes, i), NULL, AIGW_STR_NULL, 0, i) != 0)
             return -1;
     return 0;
 }
@@ -771,6 +970,7 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
 {
     ctx_t c = { .err = err, .errlen = errlen, .kind = "", .id = "" };
     json_t *root = NULL;
+    aigw_runtime_t *prev = NULL;
     ents_t e = { 0 };
     aigw_runtime_t *rt = NULL;
     if (errlen)
@@ -791,6 +991,9 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
         oom(&c);
         goto out;
     }
+    /* the runtime in use: its entities may be reused, its health state carries over */
+    prev = aigw_runtime_current();
+    c.prev = prev ? prev->mem : NULL;
     int rc = read_streamed(&c, &e, snap, root);
     if (rc > 0) {   /* start again from the whole tree */
         free(e.svcs);
@@ -829,6 +1032,9 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
     rt->n_routes = n;
     rt->mem = priv;
     priv->n_http = n_http;
+    priv->n_reused = e.n_reused;
+    if (reuse_index(&c, priv) != 0)
+        goto out;
 
     char rerr[256] = "";
     rt->router = aigw_router_build(rt->routes, n_http, rerr, sizeof(rerr));
@@ -866,9 +1072,8 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
         goto out;
     }
     /* health state and counters carry over from the configuration in use */
-    aigw_runtime_t *old = aigw_runtime_current();
-    aigw_balancers_inherit(rt->balancers, old ? old->balancers : NULL);
-    aigw_runtime_unref(old);
+    aigw_balancers_inherit(rt->balancers, prev ? prev->balancers : NULL);
+    aigw_runtime_unref(prev);
     priv->chunks = c.a.head;
     c.a.head = NULL;
     /* entity JSON points into the snapshot's text (the runtime only reads it) */
@@ -881,6 +1086,7 @@ out:
     free(e.routes);
     json_decref(root);
     chunks_free(c.a.head);
+    aigw_runtime_unref(prev);
     if (errlen && !err[0])
         fail(&c, "cannot load the configuration");
     return NULL;
@@ -908,6 +1114,11 @@ const aigw_rt_service_t *aigw_runtime_service(const aigw_runtime_t *rt, const ch
 size_t aigw_runtime_http_routes(const aigw_runtime_t *rt)
 {
     return rt ? ((const rt_priv_t *)rt->mem)->n_http : 0;
+}
+
+size_t aigw_runtime_reused(const aigw_runtime_t *rt)
+{
+    return rt ? ((const rt_priv_t *)rt->mem)->n_reused : 0;
 }
 
 /* ---- publication --------------------------------------------------------------------------- */
@@ -975,8 +1186,9 @@ static void load_current(void)
     aigw_runtime_publish(rt);
     aigw_healthcheck_set(rt->balancers);
     AIGW_LOG(AIGW_LOG_INFO, "proxy: configuration %lld in use: %zu services, %zu routes "
-             "(%zu http), %.1f ms", rt->version, rt->n_services, rt->n_routes,
-             aigw_runtime_http_routes(rt), (double)(uv_hrtime() - t0) / 1e6);
+             "(%zu http, %zu entities as before), %.1f ms", rt->version, rt->n_services,
+             rt->n_routes, aigw_runtime_http_routes(rt), aigw_runtime_reused(rt),
+             (double)(uv_hrtime() - t0) / 1e6);
     aigw_runtime_unref(rt);
 out:
     aigw_snapshot_unref(snap);

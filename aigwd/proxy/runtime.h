@@ -41,6 +41,7 @@ typedef struct aigw_rt_service {
     int tls_verify_depth;         /* -1 unset */
     aigw_str_t json;              /* the entity as compact JSON (log records); often its
                                    * bytes in the snapshot: not NUL-terminated */
+    uint64_t json_hash;           /* the loader's: aigw_hash_bytes(json), for the next load */
 } aigw_rt_service_t;
 
 typedef struct aigw_rt_header_match {
@@ -71,6 +72,7 @@ typedef struct aigw_rt_route {
     const aigw_rt_service_t *service;   /* NULL when the route has none */
     aigw_str_t json;              /* the entity as compact JSON (log records); often its
                                    * bytes in the snapshot: not NUL-terminated */
+    uint64_t json_hash;           /* the loader's: aigw_hash_bytes(json), for the next load */
 } aigw_rt_route_t;
 
 typedef struct aigw_runtime {

@@ -280,6 +280,7 @@ int aigw_store__sqlite_open(aigw_store_t *s, const char *path, char *err, size_t
     sqlite3_busy_timeout(db, 5000);
     if (pragma(db, "PRAGMA journal_mode=WAL", "wal", err, errlen, path) != 0 ||
         pragma(db, "PRAGMA synchronous=NORMAL", NULL, err, errlen, path) != 0 ||
+        pragma(db, "PRAGMA cache_size=-32768", NULL, err, errlen, path) != 0 ||
         pragma(db, "PRAGMA foreign_keys=ON", NULL, err, errlen, path) != 0 ||
         pragma(db, "PRAGMA foreign_keys", "1", err, errlen, path) != 0) {
         sqlite3_close_v2(db);

@@ -370,6 +370,155 @@ static void test_load_streamed_text(void **state)
     aigw_snapshot_unref(sn);
 }
 
+/* Deep equality of what a load gives, strings compared by value and never shared. */
+static void assert_same_str(aigw_str_t a, aigw_str_t b)
+{
+    assert_int_equal(a.n, b.n);
+    if (a.n) {
+        assert_memory_equal(a.p, b.p, a.n);
+        assert_ptr_not_equal(a.p, b.p);
+    }
+}
+
+static void assert_same_strs(const aigw_str_t *a, const aigw_str_t *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        assert_same_str(a[i], b[i]);
+}
+
+static void assert_same_route(const aigw_rt_route_t *a, const aigw_rt_route_t *b)
+{
+    assert_string_equal(a->id, b->id);
+    assert_same_str(a->name, b->name);
+    assert_int_equal(a->protocols, b->protocols);
+    assert_int_equal(a->n_methods, b->n_methods);
+    assert_same_strs(a->methods, b->methods, a->n_methods);
+    assert_int_equal(a->n_hosts, b->n_hosts);
+    assert_same_strs(a->hosts, b->hosts, a->n_hosts);
+    assert_int_equal(a->n_paths, b->n_paths);
+    assert_same_strs(a->paths, b->paths, a->n_paths);
+    assert_int_equal(a->n_snis, b->n_snis);
+    assert_same_strs(a->snis, b->snis, a->n_snis);
+    assert_int_equal(a->n_headers, b->n_headers);
+    for (size_t i = 0; i < a->n_headers; i++) {
+        assert_same_str(a->headers[i].name, b->headers[i].name);
+        assert_int_equal(a->headers[i].n_values, b->headers[i].n_values);
+        assert_same_strs(a->headers[i].values, b->headers[i].values, a->headers[i].n_values);
+    }
+    assert_int_equal(a->https_redirect_status_code, b->https_redirect_status_code);
+    assert_int_equal(a->regex_priority, b->regex_priority);
+    assert_int_equal(a->strip_path, b->strip_path);
+    assert_int_equal(a->preserve_host, b->preserve_host);
+    assert_int_equal(a->path_handling_v1, b->path_handling_v1);
+    assert_int_equal(a->request_buffering, b->request_buffering);
+    assert_int_equal(a->response_buffering, b->response_buffering);
+    assert_int_equal(a->json_hash, b->json_hash);
+    assert_same_str(a->json, b->json);
+    assert_int_equal(!a->service, !b->service);
+    if (a->service)
+        assert_string_equal(a->service->id, b->service->id);
+}
+
+static void assert_same_service(const aigw_rt_service_t *a, const aigw_rt_service_t *b)
+{
+    assert_string_equal(a->id, b->id);
+    assert_same_str(a->name, b->name);
+    assert_int_equal(a->protocol, b->protocol);
+    assert_same_str(a->host, b->host);
+    assert_int_equal(a->port, b->port);
+    assert_same_str(a->path, b->path);
+    assert_int_equal(a->retries, b->retries);
+    assert_int_equal(a->connect_timeout, b->connect_timeout);
+    assert_int_equal(a->write_timeout, b->write_timeout);
+    assert_int_equal(a->read_timeout, b->read_timeout);
+    assert_int_equal(a->enabled, b->enabled);
+    assert_int_equal(a->tls_verify, b->tls_verify);
+    assert_int_equal(a->tls_verify_depth, b->tls_verify_depth);
+    assert_int_equal(a->json_hash, b->json_hash);
+    assert_same_str(a->json, b->json);
+}
+
+static int within(const aigw_runtime_t *rt, const void *p, size_t elem, int routes)
+{
+    const char *base = routes ? (const char *)rt->routes : (const char *)rt->services;
+    size_t n = routes ? rt->n_routes : rt->n_services;
+    return (const char *)p >= base && (const char *)p < base + n * elem;
+}
+
+/* A load copies what did not change from the runtime in use: the same result as parsing,
+ * in its own memory, JSON pointing into its own snapshot, links resolved again. */
+static void test_load_reuses_unchanged(void **state)
+{
+    (void)state;
+    aigw_runtime_t *fresh = load_ok(config_json, 1);   /* nothing published: all parsed */
+    assert_int_equal(aigw_runtime_reused(fresh), 0);
+    aigw_runtime_publish(fresh);
+
+    aigw_snapshot_t *sn = snap_new(config_json, 2);
+    char err[256] = "x";
+    aigw_runtime_t *again = aigw_runtime_load(sn, err, sizeof(err));
+    assert_non_null(again);
+    /* 3 services and 4 routes (the disabled service's route was never in the runtime) */
+    assert_int_equal(aigw_runtime_reused(again), 7);
+    assert_int_equal(again->n_services, fresh->n_services);
+    assert_int_equal(again->n_routes, fresh->n_routes);
+    for (size_t i = 0; i < fresh->n_services; i++) {
+        assert_same_service(&again->services[i], &fresh->services[i]);
+        assert_true(again->services[i].json.p >= sn->json &&
+                    again->services[i].json.p < sn->json + sn->len);
+    }
+    for (size_t i = 0; i < fresh->n_routes; i++) {
+        assert_same_route(&again->routes[i], &fresh->routes[i]);
+        assert_true(again->routes[i].json.p >= sn->json &&
+                    again->routes[i].json.p < sn->json + sn->len);
+        if (again->routes[i].service)
+            assert_true(within(again, again->routes[i].service, sizeof(aigw_rt_service_t), 0));
+    }
+    assert_int_equal(aigw_runtime_http_routes(again), aigw_runtime_http_routes(fresh));
+    aigw_snapshot_unref(sn);
+
+    /* The old runtime goes away: nothing of the new one points into it (ASan would say). */
+    aigw_runtime_publish(again);
+    aigw_runtime_unref(fresh);
+    aigw_runtime_unref(again);
+
+    /* S3 enabled now (its text changed: parsed), R3 unchanged and kept this time; R2 changed
+     * (parsed); the others copied. */
+    char buf[8192];
+    const char *s3_off = "{\"id\":\"" S3 "\",\"name\":\"off\",\"host\":\"off.test\","
+                         "\"enabled\":false,\"tls_verify\":false}";
+    const char *s3_on = "{\"id\":\"" S3 "\",\"name\":\"off\",\"host\":\"off.test\","
+                        "\"enabled\":true,\"tls_verify\":false}";
+    const char *r2_old = "{\"id\":\"" R2 "\",\"paths\":[\"/min\"],\"service\":{\"id\":\"" S2 "\"}}";
+    const char *r2_new = "{\"id\":\"" R2 "\",\"paths\":[\"/changed\"],\"service\":{\"id\":\"" S2
+                         "\"}}";
+    const char *p3 = strstr(config_json, s3_off), *p2 = strstr(config_json, r2_old);
+    assert_non_null(p3);
+    assert_non_null(p2);
+    snprintf(buf, sizeof(buf), "%.*s%s%.*s%s%s", (int)(p3 - config_json), config_json, s3_on,
+             (int)(p2 - p3 - strlen(s3_off)), p3 + strlen(s3_off), r2_new, p2 + strlen(r2_old));
+    aigw_runtime_t *changed = load_ok(buf, 3);
+    assert_int_equal(changed->n_routes, 5);   /* R3 joins */
+    assert_int_equal(aigw_runtime_reused(changed), 2 + 3);   /* S1 S2; R5 R1 R4 */
+    const aigw_rt_route_t *r3 = route_by_id(changed, R3), *r2 = route_by_id(changed, R2);
+    assert_non_null(r3);
+    assert_string_equal(r3->service->id, S3);
+    assert_true(within(changed, r3->service, sizeof(aigw_rt_service_t), 0));
+    assert_str(r3->hosts[0], "disabled.test");
+    assert_str(r2->paths[0], "/changed");
+    aigw_runtime_publish(changed);
+    aigw_runtime_unref(changed);
+
+    /* A reused route whose service is gone fails as a parsed one would. */
+    const char *s2 = "{\"id\":\"" S2 "\",\"host\":\"minimal.test\"},";
+    const char *ps = strstr(buf, s2);
+    assert_non_null(ps);
+    char buf2[8192];
+    snprintf(buf2, sizeof(buf2), "%.*s%s", (int)(ps - buf), buf, ps + strlen(s2));
+    load_fails(buf2, "route " R2 ": service " S2 " is not in the configuration");
+    aigw_runtime_shutdown();
+}
+
 static void test_load_errors(void **state)
 {
     (void)state;
@@ -850,6 +999,7 @@ int main(void)
         cmocka_unit_test(test_load_fields),
         cmocka_unit_test(test_load_empty),
         cmocka_unit_test(test_load_streamed_text),
+        cmocka_unit_test(test_load_reuses_unchanged),
         cmocka_unit_test(test_load_errors),
         cmocka_unit_test(test_load_large),
         cmocka_unit_test(test_load_from_store),
