@@ -124,7 +124,9 @@ def run(n, tmp):
         m = re.findall(r"cluster: configuration \d+ \((\d+) bytes, (\d+) compressed", log)
         js, zs = (int(m[-1][0]), int(m[-1][1])) if m else (0, 0)
         build = [float(x) for x in re.findall(r"configuration snapshot \d+: .*, ([\d.]+) ms", log)]
-        push = [float(x) for x in re.findall(r"compressed, ([\d.]+) ms\) pushed", log)]
+        full = [float(x) for x in re.findall(r"compressed, ([\d.]+) ms\) encoded", log)]
+        dl = re.findall(r"delta (\d+) bytes, ([\d.]+) ms\) pushed", log)
+        dsize, dtime = [int(x[0]) for x in dl], [float(x[1]) for x in dl]
         dlog = open(f"{tmp}/dp/logs/error.log").read()
         load = [float(x) for x in re.findall(r"from the control plane \d+ .* routes, ([\d.]+) ms", dlog)]
         rload = [float(x) for x in re.findall(r", load ([\d.]+),", dlog)]
@@ -134,9 +136,10 @@ def run(n, tmp):
               f"max {lat[-1]:6.1f} ms | snapshot {js / 1e6:.2f} MB json, {zs / 1e6:.2f} MB "
               f"zlib | DP RSS {rest / 1024:.1f} MB at rest, {peak[0] / 1024:.1f} MB peak "
               f"({peak[0] / rest:.2f}x)\n        median steps: CP build {med(build[-SAMPLES:]):.1f} ms, "
-              f"compress+sign {med(push[-SAMPLES:]):.1f} ms, DP verify+load+cache "
-              f"{med(load[-SAMPLES:]):.1f} ms (of which runtime load "
-              f"{med(rload[-SAMPLES:]):.1f} ms)", flush=True)
+              f"delta+sign {med(dtime[-SAMPLES:]):.1f} ms ({len(dl)} deltas, median "
+              f"{med(dsize[-SAMPLES:])} bytes; whole snapshot encoded {len(full)}x, "
+              f"{med(full):.1f} ms), DP verify+load+cache {med(load[-SAMPLES:]):.1f} ms "
+              f"(of which runtime load {med(rload[-SAMPLES:]):.1f} ms)", flush=True)
     finally:
         for pr in reversed(procs):
             pr.send_signal(signal.SIGTERM)

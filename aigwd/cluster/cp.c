@@ -63,6 +63,7 @@ typedef struct link {
     char id[40], hostname[256], version[64];
     char hash[65];          /* what the DP says it runs */
     char pushed[65];        /* the snapshot hash last queued to it */
+    int deltas;             /* DELTA frames queued since its last SNAPSHOT */
     long long cert_expiry;
 } link_t;
 
@@ -96,9 +97,13 @@ static struct {
     /* cluster thread only */
     link_t **links;
     size_t n_links;
-    blob_t *cur;
+    aigw_snapshot_t *cur_snap;         /* the configuration to push */
+    blob_t *cur;                       /* its SNAPSHOT frame, encoded on first need */
+    int cur_failed;                    /* and that encoding failed (logged once) */
     char cur_hash[65];
     long long cur_version;
+    blob_t *delta;                     /* DELTA frame from delta_base to cur_snap, or NULL */
+    char delta_base[65];
 } cp = { .mu = PTHREAD_MUTEX_INITIALIZER, .wake = -1 };
 
 static uint64_t now_ms(void)
@@ -288,12 +293,64 @@ static void enqueue_small(link_t *l, int type, const void *payload, size_t len)
     blob_unref(b);
 }
 
-/* Queues the current snapshot unless the DP runs it or has it queued already. */
+/* The SNAPSHOT frame of cp.cur_snap, encoded when first needed: while every DP runs the
+ * previous configuration, a change goes out as a DELTA and this waits for a DP that
+ * connects, fails a delta, or is due a checkpoint. 0, or -1 (logged once per snapshot). */
+static int ensure_full(void)
+{
+    aigw_snapshot_t *s = cp.cur_snap;
+    if (cp.cur)
+        return 0;
+    if (!s || cp.cur_failed)
+        return -1;
+    uint64_t t0 = uv_hrtime();
+    uint8_t *f = NULL;
+    size_t flen = 0;
+    char err[256];
+    cp.cur_failed = 1;
+    if (aigw_cf_snapshot_encode(s->json, s->len, s->version, s->hash, cp.key, &f, &flen, err,
+                                sizeof(err)) != 0) {
+        AIGW_LOG(AIGW_LOG_ERR, "cluster: configuration %lld not pushed: %s", s->version, err);
+        return -1;
+    }
+    if (flen - AIGW_CF_HDR > cp.max_payload) {
+        AIGW_LOG(AIGW_LOG_ERR, "cluster: configuration %lld not pushed: its compressed size "
+                 "%zu bytes exceeds cluster_max_payload (%llu); data planes keep the previous "
+                 "one", s->version, flen - AIGW_CF_HDR, (unsigned long long)cp.max_payload);
+        free(f);
+        return -1;
+    }
+    if (!(cp.cur = blob_new(f, flen)))
+        return -1;
+    cp.cur_failed = 0;
+    AIGW_LOG(AIGW_LOG_INFO, "cluster: configuration %lld (%zu bytes, %zu compressed, %.1f ms) "
+             "encoded", s->version, s->len, flen, (double)(uv_hrtime() - t0) / 1e6);
+    return 0;
+}
+
+/* A DP gets at most this many deltas in a row; the next change goes whole (its cache
+ * replays its deltas at start: a bounded journal). */
+#define MAX_DELTAS 64
+/* A DP that received deltas is sent the whole snapshot it runs after this much quiet, so
+ * that its cache holds one snapshot again (see dp.c). */
+#define CHECKPOINT_MS 1000
+
+/* Queues the current configuration unless the DP runs it or has it queued already: as a
+ * DELTA when the DP has (or will have, frames being in order) the delta's base, else
+ * whole. */
 static void push(link_t *l)
 {
-    if (!cp.cur || !l->hello || l->closing || strcmp(l->pushed, cp.cur_hash) == 0)
+    if (!cp.cur_snap || !l->hello || l->closing || strcmp(l->pushed, cp.cur_hash) == 0)
         return;
-    enqueue(l, cp.cur);
+    if (cp.delta && l->deltas < MAX_DELTAS && strcmp(l->pushed, cp.delta_base) == 0) {
+        enqueue(l, cp.delta);
+        l->deltas++;
+    } else {
+        if (ensure_full() != 0)
+            return;
+        enqueue(l, cp.cur);
+        l->deltas = 0;
+    }
     aigw_strlcpy(l->pushed, cp.cur_hash, sizeof(l->pushed));
     l->last_push_ms = now_ms();
 }
@@ -380,8 +437,8 @@ static void on_hello(link_t *l, const uint8_t *p, size_t n)
     AIGW_LOG(AIGW_LOG_NOTICE, "cluster: %s connected, version %s, running %.16s",
              who(l, w, sizeof(w)), l->version, l->hash[0] ? l->hash : "nothing");
     record_update(l, "normal");
-    if (strcmp(l->hash, cp.cur_hash) == 0)
-        aigw_strlcpy(l->pushed, cp.cur_hash, sizeof(l->pushed));   /* it runs ours already */
+    /* what it runs: ours already (nothing to send), the base of our delta, or other */
+    aigw_strlcpy(l->pushed, l->hash, sizeof(l->pushed));
     push(l);
 }
 
@@ -428,18 +485,32 @@ static void on_frame(link_t *l, int type, const uint8_t *p, size_t n)
         if (l->closing)
             return;
         enqueue_small(l, AIGW_CF_PONG, NULL, 0);
-        if (changed && cp.cur && strcmp(h, cp.cur_hash) == 0)
+        if (changed && cp.cur_snap && strcmp(h, cp.cur_hash) == 0)
             AIGW_LOG(AIGW_LOG_INFO, "cluster: %s runs configuration %.16s",
                      who(l, w, sizeof(w)), h);
         /* A DP that still runs something else after an interval: push again (it may have
          * failed to apply; the push is cheap, the frame is shared). */
-        if (cp.cur && strcmp(h, cp.cur_hash) != 0 && !queued(l, cp.cur) &&
-            now_ms() - l->last_push_ms > (uint64_t)cp.ping_ms) {
+        if (cp.cur_snap && strcmp(h, cp.cur_hash) != 0 && !queued(l, cp.cur) &&
+            !queued(l, cp.delta) && now_ms() - l->last_push_ms > (uint64_t)cp.ping_ms) {
             l->pushed[0] = '\0';
             push(l);
         }
         return;
     }
+    case AIGW_CF_RESYNC:
+        /* A delta did not apply (the DP logged why): the whole snapshot, unless queued. */
+        if (n != 0) {
+            l->dead = 1;
+            return;
+        }
+        AIGW_LOG(AIGW_LOG_NOTICE, "cluster: %s asks for the whole configuration",
+                 who(l, w, sizeof(w)));
+        if (!l->closing && !queued(l, cp.cur)) {
+            l->pushed[0] = '\0';
+            l->deltas = 0;
+            push(l);
+        }
+        return;
     default:
         AIGW_LOG(AIGW_LOG_ERR, "cluster: %s sent an unexpected frame (type %d); closing the "
                  "link", who(l, w, sizeof(w)), type);
@@ -610,7 +681,8 @@ static void accept_on(int lfd)
     }
 }
 
-/* A new snapshot from the builder: encode once, queue on every link. */
+/* A new snapshot from the builder: a delta from the previous one (cheap: most bytes are
+ * shared), queued on every link that has the previous one; the others get it whole. */
 static void take_pending(void)
 {
     pthread_mutex_lock(&cp.mu);
@@ -619,50 +691,70 @@ static void take_pending(void)
     pthread_mutex_unlock(&cp.mu);
     if (!s)
         return;
-    if (strcmp(s->hash, cp.cur_hash) == 0 && cp.cur) {
+    if (cp.cur_snap && strcmp(s->hash, cp.cur_hash) == 0) {
         aigw_snapshot_unref(s);
         return;
     }
     uint64_t t0 = uv_hrtime();
-    uint8_t *f = NULL;
-    size_t flen = 0;
-    char err[256];
-    if (aigw_cf_snapshot_encode(s->json, s->len, s->version, s->hash, cp.key, &f, &flen, err,
-                                sizeof(err)) != 0) {
-        AIGW_LOG(AIGW_LOG_ERR, "cluster: configuration %lld not pushed: %s", s->version, err);
-        aigw_snapshot_unref(s);
-        return;
+    blob_t *delta = NULL;
+    if (cp.cur_snap) {
+        uint8_t *f = NULL;
+        size_t flen = 0;
+        char err[256];
+        int r = aigw_cf_delta_encode(cp.cur_snap->json, cp.cur_snap->len, cp.cur_snap->hash,
+                                     s->json, s->len, s->version, s->hash, cp.key, &f, &flen,
+                                     err, sizeof(err));
+        if (r == 0)
+            delta = blob_new(f, flen);
+        else if (r < 0)
+            AIGW_LOG(AIGW_LOG_WARN, "cluster: configuration %lld goes whole: %s", s->version,
+                     err);
     }
-    if (flen - AIGW_CF_HDR > cp.max_payload) {
-        AIGW_LOG(AIGW_LOG_ERR, "cluster: configuration %lld not pushed: its compressed size "
-                 "%zu bytes exceeds cluster_max_payload (%llu); data planes keep the previous "
-                 "one", s->version, flen - AIGW_CF_HDR, (unsigned long long)cp.max_payload);
-        free(f);
-        aigw_snapshot_unref(s);
-        return;
-    }
-    blob_t *b = blob_new(f, flen);
-    if (!b) {
-        aigw_snapshot_unref(s);
-        return;
-    }
+    blob_unref(cp.delta);
+    cp.delta = delta;
+    aigw_strlcpy(cp.delta_base, cp.cur_hash, sizeof(cp.delta_base));
     blob_unref(cp.cur);
-    cp.cur = b;
+    cp.cur = NULL;
+    cp.cur_failed = 0;
+    aigw_snapshot_unref(cp.cur_snap);
+    cp.cur_snap = s;
     aigw_strlcpy(cp.cur_hash, s->hash, sizeof(cp.cur_hash));
     cp.cur_version = s->version;
-    size_t pushed = 0;
+    double enc_ms = (double)(uv_hrtime() - t0) / 1e6;
+    size_t pushed = 0, as_delta = 0;
     for (size_t i = 0; i < cp.n_links; i++) {
         link_t *l = cp.links[i];
         if (l->hello && !l->closing && strcmp(l->pushed, cp.cur_hash) != 0) {
+            int before = l->deltas;
             push(l);
             link_flush(l);
             pushed++;
+            as_delta += l->deltas > before;
         }
     }
-    AIGW_LOG(AIGW_LOG_INFO, "cluster: configuration %lld (%zu bytes, %zu compressed, %.1f ms) "
-             "pushed to %zu data plane(s)", s->version, s->len, flen,
-             (double)(uv_hrtime() - t0) / 1e6, pushed);
-    aigw_snapshot_unref(s);
+    if (delta)
+        AIGW_LOG(AIGW_LOG_INFO, "cluster: configuration %lld (%zu bytes; delta %zu bytes, "
+                 "%.1f ms) pushed to %zu data plane(s), %zu as a delta", s->version, s->len,
+                 delta->len, enc_ms, pushed, as_delta);
+    else
+        AIGW_LOG(AIGW_LOG_INFO, "cluster: configuration %lld (%zu bytes) pushed to %zu data "
+                 "plane(s)", s->version, s->len, pushed);
+}
+
+/* Links that took deltas and have been quiet get the whole snapshot they run: the DP
+ * stores it as its cache and drops its journal of deltas (it loads nothing). */
+static void checkpoint(uint64_t now)
+{
+    for (size_t i = 0; i < cp.n_links; i++) {
+        link_t *l = cp.links[i];
+        if (l->deltas > 0 && l->hello && !l->closing && !l->q &&
+            now - l->last_push_ms >= CHECKPOINT_MS && strcmp(l->hash, cp.cur_hash) == 0 &&
+            strcmp(l->pushed, cp.cur_hash) == 0 && ensure_full() == 0) {
+            enqueue(l, cp.cur);
+            l->deltas = 0;
+            link_flush(l);
+        }
+    }
 }
 
 static void housekeeping(void)
@@ -682,6 +774,7 @@ static void housekeeping(void)
             l->dead = 1;
         }
     }
+    checkpoint(now);
     records_purge();
 }
 
@@ -821,7 +914,12 @@ static void cp_cleanup(void)
     cp.links = NULL;
     blob_unref(cp.cur);
     cp.cur = NULL;
-    cp.cur_hash[0] = '\0';
+    blob_unref(cp.delta);
+    cp.delta = NULL;
+    aigw_snapshot_unref(cp.cur_snap);
+    cp.cur_snap = NULL;
+    cp.cur_failed = 0;
+    cp.cur_hash[0] = cp.delta_base[0] = '\0';
     pthread_mutex_lock(&cp.mu);
     aigw_snapshot_unref(cp.pending);
     cp.pending = NULL;

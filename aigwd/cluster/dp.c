@@ -8,9 +8,20 @@
  * a DP never serves half a snapshot, and a snapshot that fails any step leaves the previous
  * one serving. Lost links are retried with jittered exponential backoff, forever.
  *
- * The cache file: "AIGWDPC1" | length of the CP's public key (4, BE) | that key (DER
- * SubjectPublicKeyInfo) | the SNAPSHOT payload as received. At start it is verified the same
- * way (shared mode: with our own cluster_cert's key; pki: with the key stored beside it). */
+ * A DELTA (cluster/proto.h) is checked against the configuration in use and rebuilt into
+ * the whole configuration before any of that; one that does not apply (another base, a bad
+ * signature) makes the DP ask for the whole snapshot (RESYNC).
+ *
+ * The cache file: "AIGWDPC2" | generation (16 random bytes, new each time the file is
+ * written) | length of the CP's public key (4, BE) | that key (DER SubjectPublicKeyInfo) |
+ * the SNAPSHOT payload as received ("AIGWDPC1" files, without the generation, are read
+ * too). Deltas are not cached whole: each is appended to the journal beside it before it
+ * is applied, "AIGWDPJ1" | the cache's generation | records of length (4, BE) + DELTA
+ * payload as received, fsync'd. At start the cache is verified the same way as from the CP
+ * (shared mode: with our own cluster_cert's key; pki: with the key stored beside it), then
+ * the journal's deltas in order, if the journal belongs to that cache file; a torn or
+ * unverifiable tail is cut off. The CP sends the whole snapshot again after a quiet second
+ * (a checkpoint), which replaces the cache and drops the journal. */
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -25,6 +36,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/rand.h>
@@ -43,7 +55,11 @@
 #define CONNECT_MS 5000
 #define IO_MS 10000
 #define BACKOFF_MAX_MS 10000
-#define CACHE_MAGIC "AIGWDPC1"
+#define CACHE_MAGIC "AIGWDPC2"
+#define CACHE_MAGIC_V1 "AIGWDPC1"
+#define JOURNAL_MAGIC "AIGWDPJ1"
+#define GEN_LEN 16
+#define JOURNAL_MAX_RECORDS 64   /* the CP sends at most 64 deltas in a row (cp.c) */
 
 static struct {
     int running;
@@ -56,10 +72,16 @@ static struct {
     int check_host;             /* pki: check the CP's name */
     char node_id[40], hostname[256];
     char cache_path[4200];
+    char journal_path[4220];
     uint64_t max_payload;
     int ping_ms;
     _Atomic int stop;
-    char running_hash[65];      /* cluster thread only after start */
+    /* cluster thread only after start */
+    char running_hash[65];
+    char cached_hash[65];       /* the configuration in the cache file */
+    uint8_t cache_gen[GEN_LEN];
+    int journal_ok;             /* cache + journal on disk give the running configuration */
+    int journal_exists;         /* a journal of this cache file is on disk */
 } dp = { .wake = -1 };
 
 static uint64_t now_ms(void)
@@ -74,89 +96,207 @@ static int stopping(void)
 
 /* ---- applying a snapshot ----------------------------------------------------------------- */
 
-/* Checks, loads and (unless from the cache) persists a SNAPSHOT payload, then makes it the
- * proxy's configuration. pub: the key that must have signed it. 0 applied or already
- * running, -1 rejected (logged). */
-static int apply(const uint8_t *p, size_t n, EVP_PKEY *pub, int from_cache)
+/* A configuration checked and rebuilt from a payload, not yet loaded. */
+typedef struct decoded {
+    long long version;
+    char hash[65];
+    char *json;
+    size_t len;
+} decoded_t;
+
+/* A SNAPSHOT or DELTA payload (type) checked with pub; a DELTA against base (the JSON in use,
+ * sha256 hex base_hash; NULL when there is none). 0, or -1 with err. */
+static int decode(int type, const uint8_t *p, size_t n, EVP_PKEY *pub, const char *base,
+                  size_t base_len, const char *base_hash, decoded_t *d, char *err,
+                  size_t errlen)
+{
+    if (type == AIGW_CF_DELTA)
+        return aigw_cf_delta_decode(p, n, pub, base, base_len, base_hash, &d->version, d->hash,
+                                    &d->json, &d->len, err, errlen);
+    return aigw_cf_snapshot_decode(p, n, pub, &d->version, d->hash, &d->json, &d->len, err,
+                                   errlen);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Writes a SNAPSHOT payload (hash) as the cache, with a new generation; the journal of the
+ * previous cache file no longer applies and goes. */
+static void persist_snapshot(const uint8_t *p, size_t n, EVP_PKEY *pub, const char *hash)
+{
+    unsigned char *der = NULL;
+    int dl = i2d_PUBKEY(pub, &der);
+    size_t head = 8 + GEN_LEN + 4;
+    size_t total = head + (dl > 0 ? (size_t)dl : 0) + n;
+    uint8_t *buf = dl > 0 ? malloc(total) : NULL;
+    uint8_t gen[GEN_LEN];
+    int ok = buf && RAND_bytes(gen, GEN_LEN) == 1;
+    if (ok) {
+        memcpy(buf, CACHE_MAGIC, 8);
+        memcpy(buf + 8, gen, GEN_LEN);
+        put32(buf + 8 + GEN_LEN, (uint32_t)dl);
+        memcpy(buf + head, der, (size_t)dl);
+        memcpy(buf + head + (size_t)dl, p, n);
+        ok = aigw_write_file_atomic(dp.cache_path, buf, total, 0600) == 0;
+    }
+    if (ok) {
+        memcpy(dp.cache_gen, gen, GEN_LEN);
+        aigw_strlcpy(dp.cached_hash, hash, sizeof(dp.cached_hash));
+        if (dp.journal_exists && unlink(dp.journal_path) != 0 && errno != ENOENT)
+            AIGW_LOG(AIGW_LOG_WARN, "cluster: cannot remove %s: %s", dp.journal_path,
+                     strerror(errno));
+        dp.journal_exists = 0;
+        dp.journal_ok = 1;
+    } else {
+        AIGW_LOG(AIGW_LOG_ERR, "cluster: cannot write %s: %s; a restart without the control "
+                 "plane would not find this configuration", dp.cache_path, strerror(errno));
+        dp.journal_ok = 0;
+    }
+    free(buf);
+    OPENSSL_free(der);
+    ERR_clear_error();
+}
+
+/* Appends a DELTA payload to the journal (creating it for the cache file's generation),
+ * fsync'd. When the cache does not hold its base, or on a write error, nothing on disk gives
+ * the new configuration until the next checkpoint: logged. */
+static void persist_delta(const uint8_t *p, size_t n)
+{
+    if (!dp.journal_ok) {
+        AIGW_LOG(AIGW_LOG_WARN, "cluster: a delta was not cached: %s does not hold the "
+                 "configuration it applies to (the control plane sends the whole one after a "
+                 "quiet second)", dp.cache_path);
+        return;
+    }
+    uint8_t len[4];
+    put32(len, (uint32_t)n);
+    int ok;
+    if (!dp.journal_exists) {
+        size_t total = 8 + GEN_LEN + 4 + n;
+        uint8_t *buf = malloc(total);
+        ok = buf != NULL;
+        if (ok) {
+            memcpy(buf, JOURNAL_MAGIC, 8);
+            memcpy(buf + 8, dp.cache_gen, GEN_LEN);
+            memcpy(buf + 8 + GEN_LEN, len, 4);
+            memcpy(buf + 8 + GEN_LEN + 4, p, n);
+            ok = aigw_write_file_atomic(dp.journal_path, buf, total, 0600) == 0;
+        }
+        free(buf);
+        dp.journal_exists = ok;
+    } else {
+        int fd = open(dp.journal_path, O_WRONLY | O_APPEND | O_CLOEXEC);
+        struct iovec iov[2] = { { len, 4 }, { (void *)(uintptr_t)p, n } };
+        ok = fd >= 0 && writev(fd, iov, 2) == (ssize_t)(n + 4) && fdatasync(fd) == 0;
+        if (fd >= 0)
+            close(fd);
+    }
+    if (!ok) {
+        AIGW_LOG(AIGW_LOG_ERR, "cluster: cannot write %s: %s; a restart without the control "
+                 "plane would come back to an older configuration", dp.journal_path,
+                 strerror(errno));
+        dp.journal_ok = 0;
+    }
+}
+
+/* Loads d (its JSON is taken) next to the runtime serving; from the CP, persists the payload
+ * it came in (p, n: type SNAPSHOT or DELTA) first; then publishes it. t0: when its check
+ * began. 0, or -1 (logged; the previous configuration stays in use). */
+static int install(decoded_t *d, const char *src, int type, const uint8_t *p, size_t n,
+                   EVP_PKEY *pub, int from_cache, uint64_t t0)
 {
     char err[512];
-    long long version = 0;
-    char hash[65];
-    char *json = NULL;
-    size_t jlen = 0;
-    const char *src = from_cache ? "cached configuration" : "configuration from the control plane";
-    uint64_t t0 = uv_hrtime();
-    if (aigw_cf_snapshot_decode(p, n, pub, &version, hash, &json, &jlen, err, sizeof(err)) != 0) {
-        AIGW_LOG(AIGW_LOG_ERR, "cluster: %s rejected: %s; the previous configuration stays "
-                 "in use", src, err);
-        return -1;
-    }
-    if (strcmp(hash, dp.running_hash) == 0) {
-        free(json);
-        return 0;
-    }
     uint64_t t1 = uv_hrtime();
     aigw_snapshot_t *snap = calloc(1, sizeof(*snap));
     if (!snap) {
-        free(json);
+        free(d->json);
         return -1;
     }
     atomic_store(&snap->refs, 1);
-    snap->version = version;
-    memcpy(snap->hash, hash, sizeof(snap->hash));
-    snap->json = json;
-    snap->len = jlen;
+    snap->version = d->version;
+    memcpy(snap->hash, d->hash, sizeof(snap->hash));
+    snap->json = d->json;
+    snap->len = d->len;
     aigw_runtime_t *rt = aigw_runtime_load(snap, err, sizeof(err));
     if (!rt) {
         AIGW_LOG(AIGW_LOG_ERR, "cluster: %s %lld (sha256 %.16s) not loaded: %s; the previous "
-                 "configuration stays in use", src, version, hash, err);
+                 "configuration stays in use", src, d->version, d->hash, err);
         aigw_snapshot_unref(snap);
         malloc_trim(0);
         return -1;
     }
     uint64_t t2 = uv_hrtime();
-    if (!from_cache) {
-        /* Persist before serving: a restart without the CP comes back to exactly this. */
-        unsigned char *der = NULL;
-        int dl = i2d_PUBKEY(pub, &der);
-        size_t total = 8 + 4 + (dl > 0 ? (size_t)dl : 0) + n;
-        uint8_t *buf = dl > 0 ? malloc(total) : NULL;
-        if (buf) {
-            memcpy(buf, CACHE_MAGIC, 8);
-            buf[8] = (uint8_t)((unsigned)dl >> 24);
-            buf[9] = (uint8_t)((unsigned)dl >> 16);
-            buf[10] = (uint8_t)((unsigned)dl >> 8);
-            buf[11] = (uint8_t)dl;
-            memcpy(buf + 12, der, (size_t)dl);
-            memcpy(buf + 12 + dl, p, n);
-            if (aigw_write_file_atomic(dp.cache_path, buf, total, 0600) != 0)
-                AIGW_LOG(AIGW_LOG_ERR, "cluster: cannot write %s: %s; a restart without the "
-                         "control plane would not find this configuration", dp.cache_path,
-                         strerror(errno));
-        }
-        free(buf);
-        OPENSSL_free(der);
-    }
+    /* Persist before serving: a restart without the CP comes back to exactly this. */
+    if (!from_cache && type == AIGW_CF_SNAPSHOT)
+        persist_snapshot(p, n, pub, d->hash);
+    else if (!from_cache)
+        persist_delta(p, n);
     uint64_t t3 = uv_hrtime();
     aigw_runtime_publish(rt);
     aigw_healthcheck_set(rt->balancers);
     AIGW_LOG(AIGW_LOG_NOTICE, "cluster: %s %lld (sha256 %.16s) in use: %zu services, %zu "
              "routes, %.1f ms (verify %.1f, load %.1f, cache %.1f; %zu entities as before)",
-             src, version, hash, rt->n_services, rt->n_routes, (double)(t3 - t0) / 1e6,
+             src, d->version, d->hash, rt->n_services, rt->n_routes, (double)(t3 - t0) / 1e6,
              (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
              aigw_runtime_reused(rt));
     aigw_runtime_unref(rt);
-    aigw_snapshot_publish(snap);     /* for /status configuration_hash (no follower on a DP) */
+    aigw_snapshot_publish(snap);     /* the base of the next delta; /status configuration_hash */
     aigw_snapshot_unref(snap);
-    aigw_strlcpy(dp.running_hash, hash, sizeof(dp.running_hash));
+    aigw_strlcpy(dp.running_hash, d->hash, sizeof(dp.running_hash));
     malloc_trim(0);
     return 0;
 }
 
+/* A SNAPSHOT or DELTA payload from the CP. pub: the key that must have signed it. 0 applied
+ * or already running, -1 rejected (logged), -2 a delta that does not apply (ask for the
+ * whole snapshot). */
+static int apply(int type, const uint8_t *p, size_t n, EVP_PKEY *pub)
+{
+    char err[512];
+    const char *src = type == AIGW_CF_DELTA ? "configuration delta from the control plane"
+                                            : "configuration from the control plane";
+    uint64_t t0 = uv_hrtime();
+    decoded_t d = { 0 };
+    aigw_snapshot_t *base = aigw_snapshot_current();
+    int rc = decode(type, p, n, pub, base ? base->json : NULL, base ? base->len : 0,
+                    base ? base->hash : "", &d, err, sizeof(err));
+    aigw_snapshot_unref(base);
+    if (rc != 0) {
+        AIGW_LOG(AIGW_LOG_ERR, "cluster: %s rejected: %s; the previous configuration stays "
+                 "in use", src, err);
+        return type == AIGW_CF_DELTA ? -2 : -1;
+    }
+    if (strcmp(d.hash, dp.running_hash) == 0) {
+        free(d.json);
+        /* the whole snapshot of what we run (a checkpoint after deltas): only cache it */
+        if (type == AIGW_CF_SNAPSHOT && (strcmp(dp.cached_hash, d.hash) != 0 ||
+                                         dp.journal_exists || !dp.journal_ok)) {
+            persist_snapshot(p, n, pub, d.hash);
+            AIGW_LOG(AIGW_LOG_INFO, "cluster: configuration %lld (sha256 %.16s) cached whole",
+                     d.version, d.hash);
+        }
+        return 0;
+    }
+    return install(&d, src, type, p, n, pub, 0, t0);
+}
+
+/* At start: the cache file, then the deltas of its journal (one load, of the last). */
 static void load_cache(void)
 {
-    char *text = NULL;
-    size_t len = 0;
+    char *text = NULL, *jtext = NULL;
+    size_t len = 0, jlen = 0;
+    decoded_t d = { 0 };
+    char err[512];
     if (aigw_read_file(dp.cache_path, (size_t)dp.max_payload + 65536, &text, &len) != 0) {
         if (errno != ENOENT)
             AIGW_LOG(AIGW_LOG_ERR, "cluster: cannot read %s: %s", dp.cache_path,
@@ -168,17 +308,19 @@ static void load_cache(void)
     }
     const uint8_t *p = (const uint8_t *)text;
     EVP_PKEY *stored = NULL;
-    if (len < 12 || memcmp(p, CACHE_MAGIC, 8) != 0) {
+    int v1 = len >= 8 && memcmp(p, CACHE_MAGIC_V1, 8) == 0;
+    size_t head = v1 ? 12 : 8 + GEN_LEN + 4;
+    if (len < head || (!v1 && memcmp(p, CACHE_MAGIC, 8) != 0)) {
         AIGW_LOG(AIGW_LOG_ERR, "cluster: %s is not a configuration cache; ignoring it",
                  dp.cache_path);
         goto out;
     }
-    size_t kl = (size_t)p[8] << 24 | (size_t)p[9] << 16 | (size_t)p[10] << 8 | p[11];
-    if (kl > len - 12) {
+    size_t kl = get32(p + head - 4);
+    if (kl > len - head) {
         AIGW_LOG(AIGW_LOG_ERR, "cluster: %s is truncated; ignoring it", dp.cache_path);
         goto out;
     }
-    const unsigned char *kp = p + 12;
+    const unsigned char *kp = p + head;
     stored = d2i_PUBKEY(NULL, &kp, (long)kl);
     EVP_PKEY *pub = dp.shared ? dp.own_pub : stored;
     if (!pub) {
@@ -187,11 +329,68 @@ static void load_cache(void)
     }
     AIGW_LOG(AIGW_LOG_NOTICE, "cluster: found a cached configuration in %s, loading it",
              dp.cache_path);
-    apply(p + 12 + kl, len - 12 - kl, pub, 1);
+    uint64_t t0 = uv_hrtime();
+    if (decode(AIGW_CF_SNAPSHOT, p + head + kl, len - head - kl, pub, NULL, 0, "", &d, err,
+               sizeof(err)) != 0) {
+        AIGW_LOG(AIGW_LOG_ERR, "cluster: cached configuration rejected: %s", err);
+        goto out;
+    }
+    memset(dp.cache_gen, 0, GEN_LEN);
+    if (!v1)
+        memcpy(dp.cache_gen, p + 8, GEN_LEN);
+    aigw_strlcpy(dp.cached_hash, d.hash, sizeof(dp.cached_hash));
+
+    /* the journal: deltas since that file was written, if it is this file's */
+    size_t jmax = ((size_t)dp.max_payload + 4) * JOURNAL_MAX_RECORDS + 8 + GEN_LEN;
+    if (aigw_read_file(dp.journal_path, jmax, &jtext, &jlen) == 0) {
+        const uint8_t *j = (const uint8_t *)jtext;
+        size_t off = 8 + GEN_LEN, used = 0, records = 0;
+        if (jlen < off || memcmp(j, JOURNAL_MAGIC, 8) != 0 ||
+            memcmp(j + 8, dp.cache_gen, GEN_LEN) != 0) {
+            AIGW_LOG(AIGW_LOG_NOTICE, "cluster: %s does not follow %s; ignoring it",
+                     dp.journal_path, dp.cache_path);
+            unlink(dp.journal_path);
+        } else {
+            used = off;
+            while (jlen - off >= 4) {
+                size_t rl = get32(j + off);
+                decoded_t nd = { 0 };
+                if (rl > jlen - off - 4)
+                    break;   /* torn by a crash while it was appended */
+                if (decode(AIGW_CF_DELTA, j + off + 4, rl, pub, d.json, d.len, d.hash, &nd, err,
+                           sizeof(err)) != 0) {
+                    AIGW_LOG(AIGW_LOG_ERR, "cluster: %s: delta %zu rejected: %s",
+                             dp.journal_path, records + 1, err);
+                    break;
+                }
+                free(d.json);
+                d = nd;
+                off += 4 + rl;
+                used = off;
+                records++;
+            }
+            if (used != jlen) {
+                AIGW_LOG(AIGW_LOG_WARN, "cluster: %s: %zu bytes after delta %zu cut off",
+                         dp.journal_path, jlen - used, records);
+                if (truncate(dp.journal_path, (off_t)used) != 0)
+                    AIGW_LOG(AIGW_LOG_ERR, "cluster: cannot truncate %s: %s", dp.journal_path,
+                             strerror(errno));
+            }
+            dp.journal_exists = 1;
+            if (records)
+                AIGW_LOG(AIGW_LOG_NOTICE, "cluster: %zu cached delta(s) applied from %s",
+                         records, dp.journal_path);
+        }
+    } else if (errno != ENOENT) {
+        AIGW_LOG(AIGW_LOG_ERR, "cluster: cannot read %s: %s", dp.journal_path, strerror(errno));
+    }
+    dp.journal_ok = install(&d, "cached configuration", AIGW_CF_SNAPSHOT, NULL, 0, pub, 1,
+                            t0) == 0;
 out:
     ERR_clear_error();
     EVP_PKEY_free(stored);
     free(text);
+    free(jtext);
 }
 
 /* ---- the link ---------------------------------------------------------------------------- */
@@ -425,8 +624,13 @@ static int session(void)
                 }
                 if (fr == 0)
                     continue;
-                if (rd.type == AIGW_CF_SNAPSHOT) {
-                    apply(rd.payload, rd.len, cp_pub, 0);
+                if (rd.type == AIGW_CF_SNAPSHOT || rd.type == AIGW_CF_DELTA) {
+                    if (apply(rd.type, rd.payload, rd.len, cp_pub) == -2 &&
+                        send_frame(ssl, fd, AIGW_CF_RESYNC, NULL, 0) != 0) {
+                        aigw_cf_reader_next(&rd);
+                        rc = 0;
+                        goto out;
+                    }
                     last_rx = now_ms();
                     /* Tell the CP at once what we run now. */
                     next_ping = 0;
@@ -530,6 +734,7 @@ static int configure(const aigw_conf_t *c, char *err, size_t errlen)
         dp.check_host = 1;
     }
     snprintf(dp.cache_path, sizeof(dp.cache_path), "%s/%s", c->prefix, AIGW_CLUSTER_CACHE_FILE);
+    snprintf(dp.journal_path, sizeof(dp.journal_path), "%s.journal", dp.cache_path);
     dp.max_payload = c->cluster_max_payload > UINT32_MAX ? UINT32_MAX : c->cluster_max_payload;
     dp.ping_ms = c->cluster_ping_interval * 1000;
     dp.ctx = aigw_cf_ssl_ctx(c, 0, err, errlen);
@@ -557,7 +762,8 @@ int aigw_cluster_dp_start(const aigw_conf_t *c, const char *node_id, const char 
 {
     aigw_strlcpy(dp.node_id, node_id, sizeof(dp.node_id));
     aigw_strlcpy(dp.hostname, hostname, sizeof(dp.hostname));
-    dp.running_hash[0] = '\0';
+    dp.running_hash[0] = dp.cached_hash[0] = '\0';
+    dp.journal_ok = dp.journal_exists = 0;
     atomic_store(&dp.stop, 0);
     if (configure(c, err, errlen) != 0)
         return -1;

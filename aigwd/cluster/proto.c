@@ -78,8 +78,9 @@ int aigw_cf_feed(aigw_cf_reader_t *r, const uint8_t *p, size_t n, size_t *used, 
             r->type = r->hdr[0];
             r->len = get32(r->hdr + 1);
             r->got = 0;
-            uint64_t max = r->type == AIGW_CF_SNAPSHOT ? r->max_snapshot : AIGW_CF_SMALL_MAX;
-            if (r->type < AIGW_CF_HELLO || r->type > AIGW_CF_REFUSE) {
+            int big = r->type == AIGW_CF_SNAPSHOT || r->type == AIGW_CF_DELTA;
+            uint64_t max = big ? r->max_snapshot : AIGW_CF_SMALL_MAX;
+            if (r->type < AIGW_CF_HELLO || r->type > AIGW_CF_RESYNC) {
                 snprintf(err, errlen, "unknown frame type %u", r->type);
                 *used = i;
                 return -1;
@@ -87,7 +88,7 @@ int aigw_cf_feed(aigw_cf_reader_t *r, const uint8_t *p, size_t n, size_t *used, 
             if (r->len > max) {
                 snprintf(err, errlen, "frame of %u bytes exceeds the limit of %llu bytes%s",
                          r->len, (unsigned long long)max,
-                         r->type == AIGW_CF_SNAPSHOT ? " (cluster_max_payload)" : "");
+                         big ? " (cluster_max_payload)" : "");
                 *used = i;
                 return -1;
             }
@@ -169,17 +170,108 @@ static void ssl_err(const char *what, char *err, size_t errlen)
     snprintf(err, errlen, "%s%s%s", what, buf[0] ? ": " : "", buf);
 }
 
+/* Signs p[0..signed_len) with key, writes the signature and its length (2, BE) after it;
+ * the payload's total length in *plen. p has room for EVP_PKEY_get_size(key) (at least 64)
+ * + 2 more bytes. 0, or -1 with err. */
+static int sign_payload(EVP_PKEY *key, uint8_t *p, size_t signed_len, size_t sigmax,
+                        size_t *plen, const char *what, char *err, size_t errlen)
+{
+    size_t siglen = sigmax;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestSignInit_ex(md, NULL, md_for(key) ? "SHA256" : NULL, NULL, NULL,
+                                         key, NULL) == 1 &&
+             EVP_DigestSign(md, p + signed_len, &siglen, p, signed_len) == 1 && siglen <= 65535;
+    EVP_MD_CTX_free(md);
+    if (!ok) {
+        char w[64];
+        snprintf(w, sizeof(w), "cannot sign the %s", what);
+        ssl_err(w, err, errlen);
+        return -1;
+    }
+    p[signed_len + siglen] = (uint8_t)(siglen >> 8);
+    p[signed_len + siglen + 1] = (uint8_t)siglen;
+    *plen = signed_len + siglen + 2;
+    if (*plen > UINT32_MAX) {
+        snprintf(err, errlen, "%s too large", what);
+        return -1;
+    }
+    return 0;
+}
+
+static size_t sig_room(EVP_PKEY *key)
+{
+    size_t n = (size_t)EVP_PKEY_get_size(key);
+    return n < 64 ? 64 : n;
+}
+
+/* Checks the signature that ends a payload of n bytes (fixed: the bytes that must precede
+ * it); *signed_len: the bytes it covers. 0, or -1 with err: nothing of an unauthenticated
+ * payload is interpreted. */
+static int verify_payload(EVP_PKEY *pub, const uint8_t *p, size_t n, size_t fixed,
+                          size_t *signed_len, const char *what, char *err, size_t errlen)
+{
+    if (n < fixed + 2) {
+        snprintf(err, errlen, "truncated %s (%zu bytes)", what, n);
+        return -1;
+    }
+    size_t siglen = (size_t)p[n - 2] << 8 | p[n - 1];
+    if (siglen == 0 || siglen > n - 2 - fixed) {
+        snprintf(err, errlen, "truncated %s (signature length %zu of %zu bytes)", what, siglen,
+                 n);
+        return -1;
+    }
+    *signed_len = n - 2 - siglen;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int ok = md && EVP_DigestVerifyInit_ex(md, NULL, md_for(pub) ? "SHA256" : NULL, NULL, NULL,
+                                           pub, NULL) == 1 &&
+             EVP_DigestVerify(md, p + *signed_len, siglen, p, *signed_len) == 1;
+    EVP_MD_CTX_free(md);
+    ERR_clear_error();
+    if (!ok) {
+        snprintf(err, errlen, "bad signature: the %s was not signed by the control plane's "
+                 "key or was altered on the way", what);
+        return -1;
+    }
+    return 0;
+}
+
+/* The JSON's declared length, checked against the bound; a buffer for it (+ NUL). */
+static char *json_buffer(uint64_t ulen, const char *what, char *err, size_t errlen)
+{
+    if (ulen > AIGW_CF_JSON_MAX) {
+        snprintf(err, errlen, "%s declares %llu bytes of JSON, over the %u-byte bound", what,
+                 (unsigned long long)ulen, AIGW_CF_JSON_MAX);
+        return NULL;
+    }
+    char *out = malloc((size_t)ulen + 1);
+    if (!out)
+        snprintf(err, errlen, "out of memory for a %llu-byte snapshot", (unsigned long long)ulen);
+    return out;
+}
+
+/* The JSON's sha256 against the one at want (32 bytes); hex into hash. 0 or -1 with err. */
+static int check_sha(const char *json, size_t len, const uint8_t *want, char hash[65],
+                     const char *what, char *err, size_t errlen)
+{
+    uint8_t sha[32];
+    unsigned int shalen = 0;
+    EVP_Digest(json, len, sha, &shalen, EVP_sha256(), NULL);
+    if (CRYPTO_memcmp(sha, want, 32) != 0) {
+        snprintf(err, errlen, "%s sha256 mismatch", what);
+        return -1;
+    }
+    tohex(sha, 32, hash);
+    return 0;
+}
+
 int aigw_cf_snapshot_encode(const char *json, size_t len, long long version,
                             const char hash_hex[65], EVP_PKEY *key, uint8_t **frame,
                             size_t *frame_len, char *err, size_t errlen)
 {
     uLong zb = compressBound((uLong)len);
-    size_t sigmax = (size_t)EVP_PKEY_get_size(key);
-    if (sigmax < 64)
-        sigmax = 64;
+    size_t sigmax = sig_room(key);
     size_t cap = AIGW_CF_HDR + AIGW_CF_SNAP_FIXED + zb + sigmax + 2;
     uint8_t *f = malloc(cap);
-    EVP_MD_CTX *md = NULL;
     if (!f) {
         snprintf(err, errlen, "out of memory compressing a %zu-byte snapshot", len);
         return -1;
@@ -198,30 +290,15 @@ int aigw_cf_snapshot_encode(const char *json, size_t len, long long version,
         snprintf(err, errlen, "zlib compress failed (%d)", zr);
         goto fail;
     }
-    size_t signed_len = AIGW_CF_SNAP_FIXED + zlen;
-    size_t siglen = sigmax;
-    md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestSignInit_ex(md, NULL, md_for(key) ? "SHA256" : NULL, NULL, NULL, key,
-                                     NULL) != 1 ||
-        EVP_DigestSign(md, p + signed_len, &siglen, p, signed_len) != 1 || siglen > 65535) {
-        ssl_err("cannot sign the snapshot", err, errlen);
+    size_t plen;
+    if (sign_payload(key, p, AIGW_CF_SNAP_FIXED + zlen, sigmax, &plen, "snapshot", err,
+                     errlen) != 0)
         goto fail;
-    }
-    EVP_MD_CTX_free(md);
-    p[signed_len + siglen] = (uint8_t)(siglen >> 8);
-    p[signed_len + siglen + 1] = (uint8_t)siglen;
-    size_t plen = signed_len + siglen + 2;
-    if (plen > UINT32_MAX) {
-        snprintf(err, errlen, "snapshot too large");
-        free(f);
-        return -1;
-    }
     aigw_cf_header(f, AIGW_CF_SNAPSHOT, (uint32_t)plen);
     *frame = f;
     *frame_len = AIGW_CF_HDR + plen;
     return 0;
 fail:
-    EVP_MD_CTX_free(md);
     free(f);
     return -1;
 }
@@ -239,44 +316,18 @@ int aigw_cf_snapshot_decode(const uint8_t *p, size_t n, EVP_PKEY *pub, long long
                             char hash[65], char **json, size_t *json_len, char *err,
                             size_t errlen)
 {
-    if (n < AIGW_CF_SNAP_FIXED + 2) {
-        snprintf(err, errlen, "truncated snapshot (%zu bytes)", n);
+    size_t signed_len;
+    if (verify_payload(pub, p, n, AIGW_CF_SNAP_FIXED, &signed_len, "snapshot", err,
+                       errlen) != 0)
         return -1;
-    }
-    size_t siglen = (size_t)p[n - 2] << 8 | p[n - 1];
-    if (siglen == 0 || siglen > n - 2 - AIGW_CF_SNAP_FIXED) {
-        snprintf(err, errlen, "truncated snapshot (signature length %zu of %zu bytes)", siglen,
-                 n);
-        return -1;
-    }
-    size_t signed_len = n - 2 - siglen;
-    /* The signature first: nothing of an unauthenticated payload is interpreted. */
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    int ok = md && EVP_DigestVerifyInit_ex(md, NULL, md_for(pub) ? "SHA256" : NULL, NULL, NULL,
-                                           pub, NULL) == 1 &&
-             EVP_DigestVerify(md, p + signed_len, siglen, p, signed_len) == 1;
-    EVP_MD_CTX_free(md);
-    ERR_clear_error();
-    if (!ok) {
-        snprintf(err, errlen, "bad signature: the snapshot was not signed by the control "
-                 "plane's key or was altered on the way");
-        return -1;
-    }
     if (memcmp(p, AIGW_CF_SNAP_MAGIC, 8) != 0) {
         snprintf(err, errlen, "not a snapshot (bad magic)");
         return -1;
     }
     uint64_t ulen = get64(p + 48);
-    if (ulen > AIGW_CF_JSON_MAX) {
-        snprintf(err, errlen, "snapshot declares %llu bytes of JSON, over the %u-byte bound",
-                 (unsigned long long)ulen, AIGW_CF_JSON_MAX);
+    char *out = json_buffer(ulen, "snapshot", err, errlen);
+    if (!out)
         return -1;
-    }
-    char *out = malloc((size_t)ulen + 1);
-    if (!out) {
-        snprintf(err, errlen, "out of memory for a %llu-byte snapshot", (unsigned long long)ulen);
-        return -1;
-    }
     uLongf dlen = (uLongf)ulen;
     int zr = uncompress((Bytef *)out, &dlen, p + AIGW_CF_SNAP_FIXED,
                         (uLong)(signed_len - AIGW_CF_SNAP_FIXED));
@@ -287,16 +338,132 @@ int aigw_cf_snapshot_decode(const uint8_t *p, size_t n, EVP_PKEY *pub, long long
         return -1;
     }
     out[ulen] = '\0';
-    uint8_t sha[32];
-    unsigned int shalen = 0;
-    EVP_Digest(out, (size_t)ulen, sha, &shalen, EVP_sha256(), NULL);
-    if (CRYPTO_memcmp(sha, p + 16, 32) != 0) {
-        snprintf(err, errlen, "snapshot sha256 mismatch");
+    if (check_sha(out, (size_t)ulen, p + 16, hash, "snapshot", err, errlen) != 0) {
         free(out);
         return -1;
     }
     *version = (long long)get64(p + 8);
-    tohex(sha, 32, hash);
+    *json = out;
+    *json_len = (size_t)ulen;
+    return 0;
+}
+
+/* ---- deltas ------------------------------------------------------------------------------ */
+
+static size_t common_prefix(const char *a, const char *b, size_t n)
+{
+    size_t i = 0;
+    while (n - i >= 4096 && memcmp(a + i, b + i, 4096) == 0)
+        i += 4096;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* The bytes a[..an) and b[..bn) share at their ends, at most max. */
+static size_t common_suffix(const char *a, size_t an, const char *b, size_t bn, size_t max)
+{
+    size_t i = 0;
+    while (max - i >= 4096 && memcmp(a + an - i - 4096, b + bn - i - 4096, 4096) == 0)
+        i += 4096;
+    while (i < max && a[an - 1 - i] == b[bn - 1 - i])
+        i++;
+    return i;
+}
+
+int aigw_cf_delta_encode(const char *base, size_t base_len, const char base_hash[65],
+                         const char *json, size_t len, long long version,
+                         const char hash_hex[65], EVP_PKEY *key, uint8_t **frame,
+                         size_t *frame_len, char *err, size_t errlen)
+{
+    size_t both = base_len < len ? base_len : len;
+    size_t pre = common_prefix(base, json, both);
+    size_t suf = common_suffix(base, base_len, json, len, both - pre);
+    size_t mid = len - pre - suf;
+    if (mid > len / 2)
+        return 1;   /* most of it changed: the snapshot itself is the cheaper message */
+    uLong zb = compressBound((uLong)mid);
+    size_t sigmax = sig_room(key);
+    uint8_t *f = malloc(AIGW_CF_HDR + AIGW_CF_DELTA_FIXED + zb + sigmax + 2);
+    if (!f) {
+        snprintf(err, errlen, "out of memory encoding a delta");
+        return -1;
+    }
+    uint8_t *p = f + AIGW_CF_HDR;
+    memcpy(p, AIGW_CF_DELTA_MAGIC, 8);
+    put64(p + 8, (uint64_t)version);
+    if (unhex(hash_hex, p + 16, 32) != 0 || unhex(base_hash, p + 56, 32) != 0) {
+        snprintf(err, errlen, "bad snapshot hash");
+        free(f);
+        return -1;
+    }
+    put64(p + 48, (uint64_t)len);
+    put64(p + 88, (uint64_t)pre);
+    put64(p + 96, (uint64_t)suf);
+    uLongf zlen = zb;
+    int zr = compress2(p + AIGW_CF_DELTA_FIXED, &zlen, (const Bytef *)json + pre, (uLong)mid,
+                       ZLEVEL);
+    size_t plen;
+    if (zr != Z_OK) {
+        snprintf(err, errlen, "zlib compress failed (%d)", zr);
+        free(f);
+        return -1;
+    }
+    if (sign_payload(key, p, AIGW_CF_DELTA_FIXED + zlen, sigmax, &plen, "delta", err,
+                     errlen) != 0) {
+        free(f);
+        return -1;
+    }
+    aigw_cf_header(f, AIGW_CF_DELTA, (uint32_t)plen);
+    *frame = f;
+    *frame_len = AIGW_CF_HDR + plen;
+    return 0;
+}
+
+int aigw_cf_delta_decode(const uint8_t *p, size_t n, EVP_PKEY *pub, const char *base,
+                         size_t base_len, const char base_hash[65], long long *version,
+                         char hash[65], char **json, size_t *json_len, char *err,
+                         size_t errlen)
+{
+    size_t signed_len;
+    if (verify_payload(pub, p, n, AIGW_CF_DELTA_FIXED, &signed_len, "delta", err, errlen) != 0)
+        return -1;
+    if (memcmp(p, AIGW_CF_DELTA_MAGIC, 8) != 0) {
+        snprintf(err, errlen, "not a delta (bad magic)");
+        return -1;
+    }
+    char want[65];
+    tohex(p + 56, 32, want);
+    if (!base || strcmp(want, base_hash) != 0) {
+        snprintf(err, errlen, "the delta applies to configuration %.16s, not to the one in use "
+                 "(%.16s)", want, base && base_hash[0] ? base_hash : "none");
+        return -1;
+    }
+    uint64_t ulen = get64(p + 48), pre = get64(p + 88), suf = get64(p + 96);
+    if (pre > base_len || suf > base_len - pre || pre > ulen || suf > ulen - pre) {
+        snprintf(err, errlen, "the delta's bounds do not fit the configuration in use");
+        return -1;
+    }
+    char *out = json_buffer(ulen, "delta", err, errlen);
+    if (!out)
+        return -1;
+    uLongf mid = (uLongf)(ulen - pre - suf);
+    uLongf dlen = mid;
+    int zr = uncompress((Bytef *)out + pre, &dlen, p + AIGW_CF_DELTA_FIXED,
+                        (uLong)(signed_len - AIGW_CF_DELTA_FIXED));
+    if ((zr != Z_OK && !(zr == Z_BUF_ERROR && mid == 0)) || dlen != mid) {
+        snprintf(err, errlen, "delta does not decompress to its declared size (zlib %d)", zr);
+        free(out);
+        return -1;
+    }
+    memcpy(out, base, (size_t)pre);
+    memcpy(out + ulen - suf, base + base_len - suf, (size_t)suf);
+    out[ulen] = '\0';
+    if (check_sha(out, (size_t)ulen, p + 16, hash, "delta's result", err, errlen) != 0) {
+        free(out);
+        return -1;
+    }
+    *version = (long long)get64(p + 8);
     *json = out;
     *json_len = (size_t)ulen;
     return 0;

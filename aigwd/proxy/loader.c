@@ -639,7 +639,12 @@ static int reuse_route(ctx_t *c, const aigw_rt_route_t *old, aigw_str_t text,
     r->headers = NULL;
     r->n_headers = 0;
     if (old->service) {
-        r->service = find_service(svcs, n_svcs, old->service->id);
+        /* where the old service was, if the services did not move (one write changes one
+         * entity), else looked up */
+        size_t at = (size_t)(old->service - c->prev->rt.services);
+        r->service = at < n_svcs && strcmp(svcs[at].id, old->service->id) == 0
+                         ? &svcs[at]
+                         : find_service(svcs, n_svcs, old->service->id);
         if (!r->service)
             return fail(c, "route %s: service %s is not in the configuration", r->id,
                         old->service->id);
@@ -773,7 +778,11 @@ static int end_services(ctx_t *c, ents_t *e)
     e->svcs_done = 1;
     if (!e->ns)
         return 0;
-    qsort(e->svcs, e->ns, sizeof(*e->svcs), cmp_service);
+    size_t k = 1;
+    while (k < e->ns && cmp_service(&e->svcs[k - 1], &e->svcs[k]) < 0)
+        k++;
+    if (k < e->ns)   /* the snapshot builder writes them sorted: usually nothing to do */
+        qsort(e->svcs, e->ns, sizeof(*e->svcs), cmp_service);
     for (size_t i = 1; i < e->ns; i++)
         if (strcmp(e->svcs[i - 1].id, e->svcs[i].id) == 0)
             return fail(c, "service %s appears twice in the configuration", e->svcs[i].id);

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from aigwtest import LOCAL, aigwd_bin, clean_env, free_port, get, wait_until
 from upstreams import Upstream
 
-HELLO, SNAPSHOT, PING, PONG, REFUSE = 1, 2, 3, 4, 5
+HELLO, SNAPSHOT, PING, PONG, REFUSE, DELTA, RESYNC = 1, 2, 3, 4, 5, 6, 7
 PROPAGATION_S = 5.0
 
 
@@ -103,13 +103,59 @@ def snapshot_payload(doc, version, key, tamper=None):
     return bytes(p)
 
 
-def cached_json(prefix):
-    """The declarative JSON a DP cached (aigwd/cluster/dp.c: magic, key, SNAPSHOT payload)."""
+def compact(doc):
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def delta_payload(base_doc, doc, version, key, base_hash=None, tamper=None):
+    """A DELTA payload (aigwd/cluster/proto.h) from base_doc to doc."""
+    a, b = compact(base_doc), compact(doc)
+    pre = 0
+    while pre < min(len(a), len(b)) and a[pre] == b[pre]:
+        pre += 1
+    suf = 0
+    while suf < min(len(a), len(b)) - pre and a[-1 - suf] == b[-1 - suf]:
+        suf += 1
+    body = (b"AIGWDLT1" + struct.pack(">Q", version) + hashlib.sha256(b).digest()
+            + struct.pack(">Q", len(b)) + (base_hash or hashlib.sha256(a).digest())
+            + struct.pack(">QQ", pre, suf) + zlib.compress(b[pre:len(b) - suf]))
+    sig = key.sign(body)
+    p = bytearray(body + sig + struct.pack(">H", len(sig)))
+    if tamper == "flip":
+        p[110] ^= 0x01
+    return bytes(p)
+
+
+def signed_part(p):
+    return p[:len(p) - 2 - struct.unpack(">H", p[-2:])[0]]
+
+
+def cached_json(prefix, journal=True):
+    """The declarative JSON a DP restarted now would serve (aigwd/cluster/dp.c): the cache
+    file (magic, generation, key, SNAPSHOT payload), then, with journal, the deltas of the
+    journal beside it when it belongs to that cache file."""
     b = (Path(prefix) / "cluster_config.cache").read_bytes()
-    assert b[:8] == b"AIGWDPC1"
-    kl = struct.unpack(">I", b[8:12])[0]
-    p = b[12 + kl:]
-    return json.loads(zlib.decompress(p[56:len(p) - 2 - struct.unpack(">H", p[-2:])[0]]))
+    assert b[:8] == b"AIGWDPC2"
+    gen = b[8:24]
+    kl = struct.unpack(">I", b[24:28])[0]
+    p = b[28 + kl:]
+    text = zlib.decompress(signed_part(p)[56:])
+    jp = Path(prefix) / "cluster_config.cache.journal"
+    if journal and jp.exists():
+        j = jp.read_bytes()
+        assert j[:8] == b"AIGWDPJ1"
+        if j[8:24] == gen:
+            off = 24
+            while off + 4 <= len(j):
+                n = struct.unpack(">I", j[off:off + 4])[0]
+                d = j[off + 4:off + 4 + n]
+                assert len(d) == n and d[:8] == b"AIGWDLT1"
+                assert d[56:88] == hashlib.sha256(text).digest()
+                pre, suf = struct.unpack(">QQ", d[88:104])
+                text = text[:pre] + zlib.decompress(signed_part(d)[104:]) + text[len(text) - suf:]
+                assert hashlib.sha256(text).digest() == d[16:48]
+                off += 4 + n
+    return json.loads(text)
 
 
 def dps_of(cp):
@@ -213,6 +259,26 @@ def test_admin_write_reaches_both_data_planes(cluster, up):
     for p in ports:
         wait_proxied(p, "/hy2")
         wait_proxied(p, "/hy", 404)
+
+
+def test_changes_travel_as_deltas_and_are_checkpointed(cluster, up):
+    """One write goes out as a DELTA (the bytes that changed); each DP journals it before it
+    applies it, so its cache and journal always give what it serves; after a quiet second the
+    CP sends the whole snapshot, which replaces both."""
+    cp, dps, ports = cluster["cp"], cluster["dps"], cluster["ports"]
+    admin(cp, "POST", "/services/hy/routes", data={"name": "dl1", "paths[]": "/dl1"})
+    for p in ports:
+        wait_proxied(p, "/dl1")
+    for d in dps:
+        assert any(r.get("name") == "dl1" for r in cached_json(d.prefix)["routes"])
+        assert "configuration delta from the control plane" in d.error_log_text()
+    assert "pushed to 2 data plane(s), 2 as a delta" in cp.error_log_text()
+    for d in dps:
+        journal = Path(d.prefix) / "cluster_config.cache.journal"
+        wait_until(lambda: not journal.exists(), 10, what="the checkpoint replaced the journal")
+        assert any(r.get("name") == "dl1"
+                   for r in cached_json(d.prefix, journal=False)["routes"])
+        assert "cached whole" in d.error_log_text()
 
 
 def test_data_planes_endpoint(cluster):
@@ -347,6 +413,7 @@ class FakeCP:
         self.port = self.ls.getsockname()[1]
         self.conn = None
         self.hashes = []
+        self.resyncs = 0
         self.lock = threading.Lock()
         self.stop = False
         self.t = threading.Thread(target=self.run, daemon=True)
@@ -371,11 +438,14 @@ class FakeCP:
                 with self.lock:
                     self.hashes.append(payload.decode())
                     s.sendall(frame(PONG))
+            elif t == RESYNC:
+                with self.lock:
+                    self.resyncs += 1
 
-    def send(self, payload):
+    def send(self, payload, t=SNAPSHOT):
         wait_until(lambda: self.conn is not None, 10, what="the DP connected")
         with self.lock:
-            self.conn.sendall(frame(SNAPSHOT, payload))
+            self.conn.sendall(frame(t, payload))
 
     def last_hash(self):
         with self.lock:
@@ -424,3 +494,53 @@ def test_tampered_snapshots_are_rejected(aigw, cluster, certs, other_certs):
         assert cached_json(dp.prefix) == doc
     finally:
         fake.close()
+
+
+def test_deltas_apply_whole_or_not_at_all(aigw, certs, up):
+    """A DELTA rebuilds the configuration from the one in use: one for another base or with a
+    flipped byte is refused (the DP asks for the whole snapshot), a good one is journalled and
+    survives a restart without the CP; a torn journal tail is cut off."""
+    key = load_pem_private_key((certs / "cluster.key").read_bytes(), None)
+    sid = "5e4d0000-0000-4000-8000-000000000001"
+    svc = {"id": sid, "name": "f", "protocol": "http", "host": LOCAL, "port": up.port}
+
+    def route(n):
+        return {"id": f"5e4d0000-0000-4000-8000-00000000010{n}", "name": f"f{n}",
+                "paths": [f"/f{n}"], "service": {"id": sid}}
+    doc1 = {"_format_version": "3.0", "services": [svc], "routes": [route(1)]}
+    doc2 = dict(doc1, routes=[route(1), route(2)])
+    doc3 = dict(doc1, routes=[route(1), route(3)])
+    fake = FakeCP(certs)
+    port = free_port()
+    try:
+        dp = aigw(conf=dp_conf(certs, fake.port, port))
+        fake.send(snapshot_payload(doc1, 1, key))
+        wait_proxied(port, "/f1")
+        fake.send(delta_payload(doc1, doc2, 2, key), DELTA)
+        wait_proxied(port, "/f2")
+        h2 = hashlib.sha256(compact(doc2)).hexdigest()
+        wait_until(lambda: fake.last_hash() == h2, 5, what="the DP reports the delta's hash")
+        assert cached_json(dp.prefix) == doc2
+        assert cached_json(dp.prefix, journal=False) == doc1
+
+        log = lambda: dp.error_log_text()  # noqa: E731
+        fake.send(delta_payload(doc1, doc3, 3, key), DELTA)      # doc1 is not in use any more
+        wait_until(lambda: fake.resyncs == 1, 5, what="another base: the DP asks for all")
+        assert "the delta applies to configuration" in log()
+        fake.send(delta_payload(doc2, doc3, 3, key, tamper="flip"), DELTA)
+        wait_until(lambda: fake.resyncs == 2, 5, what="flipped: the DP asks for all")
+        assert "bad signature: the delta" in log()
+        assert proxied(port, "/f3") == 404
+        assert proxied(port, "/f2") == 200
+        assert fake.last_hash() == h2
+    finally:
+        fake.close()
+    dp.stop()
+    journal = Path(dp.prefix) / "cluster_config.cache.journal"
+    with open(journal, "ab") as f:
+        f.write(struct.pack(">I", 4096) + b"torn")               # a crash mid-append
+    dp2 = aigw(conf=dp_conf(certs, free_port(), port), prefix=dp.prefix)
+    assert proxied(port, "/f2") == 200                           # cache + journal, no CP
+    assert "1 cached delta(s) applied" in dp2.error_log_text()
+    assert "cut off" in dp2.error_log_text()
+    assert cached_json(dp2.prefix) == doc2

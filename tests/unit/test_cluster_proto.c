@@ -1,6 +1,6 @@
 /* tests/unit/test_cluster_proto.c: the cluster wire format (aigwd/cluster/proto.c): frames
- * read byte by byte, bounds, snapshot encode/decode, and every way a snapshot can be altered
- * being refused before it is interpreted. */
+ * read byte by byte, bounds, snapshot and delta encode/decode, and every way a snapshot or
+ * a delta can be altered being refused before it is interpreted. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -88,6 +88,83 @@ static void roundtrip_and_tamper(void **state)
     }
 }
 
+/* A delta rebuilds exactly the new text from the base, for changes at the start, middle and
+ * end, growth and shrinkage; it applies to its base only; every flipped bit and every
+ * truncation is refused; a mostly-changed text is not worth a delta. */
+static void deltas(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    assert_non_null(k);
+    static char base[4096];
+    for (size_t i = 0; i < sizeof(base) - 1; i++)
+        base[i] = (char)('a' + (i * 7 + i / 13) % 26);
+    size_t bl = sizeof(base) - 1;
+    char bh[65];
+    sha_hex(base, bl, bh);
+    struct { size_t at, del; const char *ins; } edits[] = {
+        { 0, 0, "X" }, { 0, 5, "" }, { 2000, 1, "inserted" }, { 2000, 30, "" },
+        { bl, 0, "tail" }, { bl - 3, 3, "" }, { 100, 0, "" },
+    };
+    for (size_t e = 0; e < sizeof(edits) / sizeof(edits[0]); e++) {
+        char next[8192];
+        size_t il = strlen(edits[e].ins);
+        memcpy(next, base, edits[e].at);
+        memcpy(next + edits[e].at, edits[e].ins, il);
+        size_t rest = bl - edits[e].at - edits[e].del;
+        memcpy(next + edits[e].at + il, base + edits[e].at + edits[e].del, rest);
+        size_t nl = edits[e].at + il + rest;
+        char nh[65], err[256], h[65];
+        sha_hex(next, nl, nh);
+        uint8_t *f = NULL;
+        size_t flen = 0;
+        assert_int_equal(aigw_cf_delta_encode(base, bl, bh, next, nl, 7, nh, k, &f, &flen, err,
+                                              sizeof(err)), 0);
+        assert_int_equal(f[0], AIGW_CF_DELTA);
+        assert_true(flen < 300);   /* the shared bytes are not sent */
+        uint8_t *p = f + AIGW_CF_HDR;
+        size_t n = flen - AIGW_CF_HDR;
+        long long v = 0;
+        char *json = NULL;
+        size_t jl = 0;
+        assert_int_equal(aigw_cf_delta_decode(p, n, k, base, bl, bh, &v, h, &json, &jl, err,
+                                              sizeof(err)), 0);
+        assert_int_equal(v, 7);
+        assert_int_equal(jl, nl);
+        assert_memory_equal(json, next, nl);
+        assert_string_equal(h, nh);
+        free(json);
+        if (e == 0) {
+            /* not the base in use: refused, and said so */
+            assert_int_equal(aigw_cf_delta_decode(p, n, k, next, nl, nh, &v, h, &json, &jl,
+                                                  err, sizeof(err)), -1);
+            assert_non_null(strstr(err, "applies to configuration"));
+            for (size_t i = 0; i < n; i++) {
+                p[i] ^= 0x10;
+                if (aigw_cf_delta_decode(p, n, k, base, bl, bh, &v, h, &json, &jl, err,
+                                         sizeof(err)) == 0)
+                    fail_msg("flipping byte %zu of %zu went unnoticed", i, n);
+                p[i] ^= 0x10;
+            }
+            for (size_t i = 0; i < n; i++)
+                assert_int_equal(aigw_cf_delta_decode(p, i, k, base, bl, bh, &v, h, &json, &jl,
+                                                      err, sizeof(err)), -1);
+        }
+        free(f);
+    }
+    /* more than half changed: send the snapshot */
+    char other[4096];
+    memset(other, 'z', sizeof(other));
+    char oh[65], err[256];
+    sha_hex(other, sizeof(other), oh);
+    uint8_t *f = NULL;
+    size_t flen = 0;
+    assert_int_equal(aigw_cf_delta_encode(base, bl, bh, other, sizeof(other), 8, oh, k, &f,
+                                          &flen, err, sizeof(err)), 1);
+    assert_null(f);
+    EVP_PKEY_free(k);
+}
+
 static void frames_byte_by_byte(void **state)
 {
     (void)state;
@@ -159,6 +236,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(roundtrip_and_tamper),
+        cmocka_unit_test(deltas),
         cmocka_unit_test(frames_byte_by_byte),
         cmocka_unit_test(versions),
     };
