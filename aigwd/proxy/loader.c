@@ -80,6 +80,7 @@ typedef struct rt_priv {
                               * "reusing entities" below */
     size_t reuse_mask;
     size_t n_reused;         /* entities this load copied from the previous runtime */
+    void *heap_svcs, *heap_routes;   /* rt->services / rt->routes when malloc'd (freed) */
 } rt_priv_t;
 
 static chunk_t *chunk_new(size_t cap)
@@ -713,6 +714,8 @@ static void runtime_free(aigw_runtime_t *rt)
     aigw_consumers_free(rt->consumers);
     aigw_router_free(rt->router);
     aigw_snapshot_t *snap = p->snap;
+    free(p->heap_svcs);
+    free(p->heap_routes);
     chunks_free(p->chunks);
     aigw_snapshot_unref(snap);
 }
@@ -727,7 +730,7 @@ typedef struct ents {
     int svcs_done;                 /* sorted and checked: routes may refer to them */
     aigw_rt_route_t *routes;
     size_t nr, cap_r, n_http;
-    aigw_rt_service_t *final_svcs; /* in the arena once svcs_done */
+    aigw_rt_service_t *final_svcs; /* sorted, once svcs_done (svcs itself) */
 } ents_t;
 
 static void *grow_vec(void *v, size_t *cap, size_t n, size_t elem)
@@ -786,12 +789,10 @@ static int end_services(ctx_t *c, ents_t *e)
     for (size_t i = 1; i < e->ns; i++)
         if (strcmp(e->svcs[i - 1].id, e->svcs[i].id) == 0)
             return fail(c, "service %s appears twice in the configuration", e->svcs[i].id);
-    e->final_svcs = arena_alloc(&c->a, e->ns * sizeof(*e->svcs), ALIGN);
-    if (!e->final_svcs)
-        return oom(c);
-    memcpy(e->final_svcs, e->svcs, e->ns * sizeof(*e->svcs));
-    free(e->svcs);
-    e->svcs = NULL;
+    /* the array itself becomes the runtime's (no copy: at 10k services a copy is 1.5 MB
+     * more at the peak of a swap) */
+    aigw_rt_service_t *fit = realloc(e->svcs, e->ns * sizeof(*e->svcs));
+    e->final_svcs = e->svcs = fit ? fit : e->svcs;
     return 0;
 }
 
@@ -1013,19 +1014,27 @@ aigw_runtime_t *aigw_runtime_load(const aigw_snapshot_t *snap, char *err, size_t
     if (rc != 0)
         goto out;
 
-    /* Routes in snapshot order, then stably partitioned: the HTTP ones lead. */
+    /* Routes in snapshot order, then stably partitioned: the HTTP ones lead (usually all of
+     * them: the array is the runtime's as it is). */
     size_t n = e.nr, n_http = e.n_http;
-    aigw_rt_route_t *routes = n ? arena_alloc(&c.a, n * sizeof(*routes), ALIGN) : NULL;
-    if (n && !routes) {
-        oom(&c);
-        goto out;
+    aigw_rt_route_t *routes = e.routes;
+    if (n_http < n) {
+        routes = arena_alloc(&c.a, n * sizeof(*routes), ALIGN);
+        if (!routes) {
+            oom(&c);
+            goto out;
+        }
+        size_t h = 0, o2 = n_http;
+        for (size_t i = 0; i < n; i++)
+            routes[(e.routes[i].protocols & HTTP_PROTOS) ? h++ : o2++] = e.routes[i];
+        free(e.routes);
+    } else {
+        priv->heap_routes = routes;
     }
-    size_t h = 0, o2 = n_http;
-    for (size_t i = 0; i < n; i++)
-        routes[(e.routes[i].protocols & HTTP_PROTOS) ? h++ : o2++] = e.routes[i];
-    free(e.routes);
     e.routes = NULL;
     aigw_rt_service_t *svcs = e.final_svcs;
+    priv->heap_svcs = e.svcs;
+    e.svcs = NULL;
     size_t ns = e.ns;
     rt = &priv->rt;
 
@@ -1094,6 +1103,10 @@ out:
     free(e.svcs);
     free(e.routes);
     json_decref(root);
+    if (priv) {
+        free(priv->heap_svcs);
+        free(priv->heap_routes);
+    }
     chunks_free(c.a.head);
     aigw_runtime_unref(prev);
     if (errlen && !err[0])

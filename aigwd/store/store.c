@@ -1461,12 +1461,24 @@ int aigw_store_each(aigw_store_t *s, const aigw_entity_t *e,
 }
 
 typedef struct raw_row {
+    uint64_t key;   /* the id's first 8 bytes, big-endian: compares as strcmp does on them */
     const char *id, *json;
 } raw_row_t;
 
 static int cmp_raw_row(const void *a, const void *b)
 {
-    return strcmp(((const raw_row_t *)a)->id, ((const raw_row_t *)b)->id);
+    const raw_row_t *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+static uint64_t id_key(const char *id)
+{
+    uint64_t k = 0;
+    for (int i = 0; i < 8 && id[i]; i++)
+        k |= (uint64_t)(unsigned char)id[i] << (56 - 8 * i);
+    return k;
 }
 
 /* One unordered read, sorted here by id (the admin API's order; a snapshot's hash depends on
@@ -1487,8 +1499,10 @@ int aigw_store_each_raw(aigw_store_t *s, const aigw_entity_t *e,
         oom(err);
         return -1;
     }
-    for (size_t i = 0; i < rows.nrows; i++)
-        v[i] = (raw_row_t){ aigw_store__cell(&rows, i, 0), aigw_store__cell(&rows, i, 1) };
+    for (size_t i = 0; i < rows.nrows; i++) {
+        const char *id = aigw_store__cell(&rows, i, 0);
+        v[i] = (raw_row_t){ id_key(id), id, aigw_store__cell(&rows, i, 1) };
+    }
     if (rows.nrows > 1)
         qsort(v, rows.nrows, sizeof(*v), cmp_raw_row);
     int rc = 0;
