@@ -433,6 +433,33 @@ void aigw_plugins_header_filter(aigw_plugin_run_t *run)
     }
 }
 
+void aigw_plugins_body_filter(aigw_plugin_run_t *run)
+{
+    if (!run->buffer_resp)
+        return;
+    for (size_t i = 0; i < run->n_active; i++) {
+        const aigw_rt_plugin_t *p = run->active[i];
+        if (p->def && p->def->body_filter)
+            p->def->body_filter(run, p->conf);
+    }
+}
+
+void aigw_plugin_buffer_response(aigw_plugin_run_t *run)
+{
+    run->buffer_resp = 1;
+}
+
+int aigw_plugin_set_resp_body(aigw_plugin_run_t *run, aigw_str_t body)
+{
+    char *p = aigw_arena_alloc(&run->req->arena, body.n ? body.n : 1);
+    if (!p)
+        return -1;
+    if (body.n)
+        memcpy(p, body.p, body.n);
+    run->resp_body = (aigw_str_t){ p, body.n };
+    return 0;
+}
+
 void aigw_plugins_log(aigw_plugin_run_t *run)
 {
     if (run->logged)
@@ -560,6 +587,22 @@ int aigw_plugins_resp_header_removed(const aigw_plugin_run_t *run, aigw_str_t na
     return names_has(run->resp_removed, run->n_resp_removed, name);
 }
 
+aigw_str_t aigw_plugin_resp_header(const aigw_plugin_run_t *run, const char *name)
+{
+    aigw_str_t nm = aigw_str_c(name);
+    if (!names_has(run->resp_removed, run->n_resp_removed, nm)) {
+        if (run->exited && run->exit_type.n && aigw_str_ieq(nm, AIGW_STR("content-type")))
+            return run->exit_type;
+        for (size_t i = 0; i < run->n_up_headers; i++)
+            if (aigw_str_ieq(run->up_headers[i].name, nm))
+                return run->up_headers[i].value;
+    }
+    for (size_t i = 0; i < run->n_resp; i++)
+        if (aigw_str_ieq(run->resp[i].name, nm))
+            return run->resp[i].value;
+    return AIGW_STR_NULL;
+}
+
 aigw_str_t aigw_plugin_req_header(const aigw_plugin_run_t *run, const char *name)
 {
     aigw_str_t nm = aigw_str_c(name);
@@ -603,6 +646,11 @@ void aigw_plugins_respond_exit(aigw_plugin_run_t *run, aigw_http_req_t *req)
 {
     run->status = run->exit_status;
     aigw_plugins_header_filter(run);
+    if (run->buffer_resp) {
+        run->resp_body = run->exit_body;
+        aigw_plugins_body_filter(run);
+        run->exit_body = run->resp_body;
+    }
     size_t cap = run->n_resp + 3;
     aigw_http_resp_header_t *h = aigw_arena_alloc(&req->arena, cap * sizeof(*h));
     char *lat = aigw_arena_alloc(&req->arena, 24);

@@ -9,7 +9,10 @@
  *                  may answer the request (exit), set or clear upstream headers, set the
  *                  consumer, or go asynchronous and resume later;
  *   header_filter  the response head (proxied or produced by aigw) before it is sent: may
- *                  add or remove downstream headers;
+ *                  add or remove downstream headers, and ask for the body whole;
+ *   body_filter    when an instance asked in header_filter: the whole response body,
+ *                  which it may replace (the proxy buffers it and sends it with its
+ *                  Content-Length once every body_filter ran);
  *   log            after the response, with the final status: must not block (sinks get a
  *                  record through a queue).
  * Instances are resolved at load time into one chain per route (plugins/loader part in
@@ -53,6 +56,7 @@ typedef struct aigw_plugin_def {
     aigw_plugin_rc_t (*rewrite)(aigw_plugin_run_t *run, void *conf);
     aigw_plugin_rc_t (*access)(aigw_plugin_run_t *run, void *conf);
     void (*header_filter)(aigw_plugin_run_t *run, void *conf);
+    void (*body_filter)(aigw_plugin_run_t *run, void *conf);   /* run->resp_body */
     void (*log)(aigw_plugin_run_t *run, void *conf);
     /* Optional process-wide hooks (NULL: none).
      * global_init: main thread, once, before the first runtime is loaded; conf lives until
@@ -135,6 +139,11 @@ struct aigw_plugin_run {
     size_t n_resp, cap_resp;
     aigw_str_t *resp_removed;
     size_t n_resp_removed, cap_resp_removed;
+
+    /* body_filter: a header_filter asked for the body (aigw_plugin_buffer_response), and the
+     * body (replace it with aigw_plugin_set_resp_body). */
+    int buffer_resp;
+    aigw_str_t resp_body;
 
     /* An answer produced by a plugin. */
     int exited;
@@ -225,6 +234,9 @@ void aigw_plugins_access(aigw_plugin_run_t *run, void (*done)(aigw_plugin_run_t 
 void aigw_plugins_collect_global(aigw_plugin_run_t *run);
 /* header_filter of the collected plugins (once). */
 void aigw_plugins_header_filter(aigw_plugin_run_t *run);
+/* body_filter of the collected plugins, on run->resp_body (the whole body), when
+ * run->buffer_resp says one asked for it. */
+void aigw_plugins_body_filter(aigw_plugin_run_t *run);
 /* log of the collected plugins (once; later calls do nothing). */
 void aigw_plugins_log(aigw_plugin_run_t *run);
 /* Sends the answer a plugin produced (header_filter and log run here). */
@@ -245,6 +257,13 @@ int aigw_plugin_clear_header(aigw_plugin_run_t *run, const char *name);
  * client's / upstream's and earlier ones (Kong's add_header, used by `append`). */
 int aigw_plugin_add_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value);
 int aigw_plugin_resp_add_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value);
+/* The response header with that name as the client will get it so far (the upstream's or
+ * the exit's Content-Type unless removed, then those plugins set), or {NULL,0}. */
+aigw_str_t aigw_plugin_resp_header(const aigw_plugin_run_t *run, const char *name);
+/* header_filter: this response's body goes whole to the body_filter phase. */
+void aigw_plugin_buffer_response(aigw_plugin_run_t *run);
+/* body_filter: replaces the response body (copied). 0 or -1 (out of memory). */
+int aigw_plugin_set_resp_body(aigw_plugin_run_t *run, aigw_str_t body);
 /* Sets (replaces) / clears a response header. */
 int aigw_plugin_resp_set_header(aigw_plugin_run_t *run, const char *name, aigw_str_t value);
 int aigw_plugin_resp_clear_header(aigw_plugin_run_t *run, const char *name);

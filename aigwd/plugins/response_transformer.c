@@ -3,11 +3,10 @@
  * is present), replace (only when present), add (only when absent), append (one more line).
  * As in Kong, the presence tests look at the headers as they were when the plugin started
  * (so "remove X" then "replace X:v" sets X again).
- * The json operations (remove/rename/replace/add/append of JSON body keys with json_types)
- * are implemented (aigw_xform_resp_json) but need a response body filter the proxy does
- * not have yet: an instance that configures any of them is refused at load (fail closed:
- * its requests are answered 500 and the error log says why) rather than letting the body
- * through untransformed. */
+ * The json operations (remove/rename/replace/add/append of JSON body keys, with json_types)
+ * run in body_filter on the whole body, when the response's Content-Type is JSON (Kong's
+ * is_json_body): header_filter asks the proxy to buffer it. A body that is not a JSON
+ * object goes out unchanged with a warning, as Kong's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +39,6 @@ static void *configure(const json_t *c, char *err, size_t errlen)
     }
     if (aigw_xform_ops_headers_ok(&k->headers, 1, err, errlen) != 0) {
         conf_free(k);
-        return NULL;
-    }
-    if (!aigw_xform_ops_empty(&k->json)) {
-        conf_free(k);
-        snprintf(err, errlen, "the json operations of response-transformer need a response "
-                              "body filter, which this build does not have yet");
         return NULL;
     }
     return k;
@@ -88,10 +81,41 @@ static int snap_has(const snap_t *s, const char *name)
     return 0;
 }
 
+static void transform_headers(aigw_plugin_run_t *run, const aigw_xform_ops_t *o);
+
+static int transforms_body(aigw_plugin_run_t *run, const conf_t *k)
+{
+    return !aigw_xform_ops_empty(&k->json) &&
+           aigw_xform_is_json_type(aigw_plugin_resp_header(run, "Content-Type"));
+}
+
 static void rst_header_filter(aigw_plugin_run_t *run, void *c)
 {
     const conf_t *k = c;
-    const aigw_xform_ops_t *o = &k->headers;
+    transform_headers(run, &k->headers);
+    if (transforms_body(run, k))
+        aigw_plugin_buffer_response(run);   /* the proxy sends the new Content-Length */
+}
+
+static void rst_body_filter(aigw_plugin_run_t *run, void *c)
+{
+    const conf_t *k = c;
+    if (!transforms_body(run, k))
+        return;
+    size_t n = 0;
+    char *out = aigw_xform_resp_json(&k->json, run->resp_body.p, run->resp_body.n, &n);
+    if (!out) {
+        AIGW_LOG(AIGW_LOG_WARN, "response-transformer: body transform failed: the body is not "
+                 "a JSON object; sent as received");
+        return;
+    }
+    if (aigw_plugin_set_resp_body(run, (aigw_str_t){ out, n }) != 0)
+        AIGW_LOG(AIGW_LOG_ERR, "response-transformer: out of memory; body sent as received");
+    free(out);
+}
+
+static void transform_headers(aigw_plugin_run_t *run, const aigw_xform_ops_t *o)
+{
     if (aigw_xform_ops_empty(o))
         return;
     snap_t s;
@@ -141,4 +165,5 @@ const aigw_plugin_def_t aigw_plugin_def_response_transformer = {
     .configure = configure,
     .free_conf = conf_free,
     .header_filter = rst_header_filter,
+    .body_filter = rst_body_filter,
 };

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/sbuf.h"
 #include "core/log.h"
 #include "http/server.h"
 #include "proxy/balancer.h"
@@ -68,7 +69,18 @@ typedef struct pctx {
     int stream_body;              /* request_buffering = false: the body flows as it comes */
     int body_taken;               /* body bytes left the client: nothing can be retried */
     int body_ended;               /* the client's body is complete */
+    /* A plugin's body_filter wants the response body whole: it is collected here and the
+     * head waits with it (see up_on_head). */
+    int buffering;
+    aigw_sbuf_t rbuf;
+    const aigw_http_resp_header_t *bhead;
+    size_t n_bhead;
+    int64_t bclen;                /* the upstream's framing, if the body goes as received */
 } pctx_t;
+
+/* The most of a response body kept for body_filter; a longer one goes out as received
+ * (logged): memory stays bounded whatever an upstream sends. */
+#define RESP_BUFFER_MAX ((size_t)64 << 20)
 
 /* ---- worker ------------------------------------------------------------------------------ */
 
@@ -178,8 +190,15 @@ static uint64_t ms_between(uint64_t a_ns, uint64_t b_ns)
 
 /* ---- the end of a request ---------------------------------------------------------------- */
 
+static void drop_buffer(pctx_t *x)
+{
+    x->buffering = 0;
+    aigw_sbuf_free(&x->rbuf);
+}
+
 static void pctx_release(pctx_t *x)
 {
+    drop_buffer(x);
     if (x->ex) {
         aigw_upex_cancel(x->ex);
         x->ex = NULL;
@@ -628,6 +647,8 @@ static int removed(const pctx_t *x, const char *name)
     return x->run.n_resp_removed && aigw_plugins_resp_header_removed(&x->run, aigw_str_c(name));
 }
 
+static int send_head(pctx_t *x, const aigw_http_resp_header_t *out, size_t k, int64_t clen);
+
 static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t nh,
                       int64_t clen)
 {
@@ -719,25 +740,39 @@ static int up_on_head(void *ud, int status, const aigw_http_header_t *h, size_t 
     if (!has_server && (hdrs & AIGW_HDR_SERVER) && !removed(x, "Server"))
         out[k++] = (aigw_http_resp_header_t){ AIGW_STR("Server"), AIGW_STR(VIA_TOKEN) };
 
-    x->head_sent = 1;
     x->run.log.resp_headers = out;
     x->run.log.n_resp_headers = k;
     x->run.log.upstream_status = status;
     x->run.log.upstream_head_ns = now;
     x->run.log.proxied = 1;
-    int r = aigw_http_stream_begin(req, status, out, k, keep_length ? -1 : clen);
+    int64_t framing = keep_length ? -1 : clen;
+    if (x->run.buffer_resp && !keep_length && status >= 200 && status != 204 &&
+        status != 304 && req->method != HTTP_HEAD) {
+        x->buffering = 1;   /* the head leaves with the filtered body (up_on_done) */
+        x->bhead = out;
+        x->n_bhead = k;
+        x->bclen = framing;
+        return 0;
+    }
+    return send_head(x, out, k, framing);
+}
+
+/* The head (status in x->run.status) with that framing. 0, or -1 (write failed). */
+static int send_head(pctx_t *x, const aigw_http_resp_header_t *out, size_t k, int64_t clen)
+{
+    x->head_sent = 1;
+    int r = aigw_http_stream_begin(x->req, x->run.status, out, k, clen);
     if (r < 0)
         return -1;
-    if (r == 1) {
+    if (r == 1 && !x->paused) {
         x->paused = 1;
-        aigw_http_stream_on_drain(req, on_drain, x);
+        aigw_http_stream_on_drain(x->req, on_drain, x);
     }
     return 0;
 }
 
-static int up_on_body(void *ud, const char *p, size_t n)
+static int write_body(pctx_t *x, const char *p, size_t n)
 {
-    pctx_t *x = ud;
     int r = aigw_http_stream_write(x->req, p, n);
     if (r < 0)
         return -1;
@@ -745,7 +780,47 @@ static int up_on_body(void *ud, const char *p, size_t n)
         x->paused = 1;
         aigw_http_stream_on_drain(x->req, on_drain, x);
     }
+    return 0;
+}
+
+/* Gives up buffering (the body is too long): the head as received and what was collected
+ * go now, the rest streams. */
+static int stop_buffering(pctx_t *x)
+{
+    AIGW_LOG(AIGW_LOG_WARN, "response body over %zu bytes: sent as received, without "
+             "body_filter, upstream: %s:%d", RESP_BUFFER_MAX, x->target_host, x->target_port);
+    int rc = send_head(x, x->bhead, x->n_bhead, x->bclen) != 0 ||
+             (x->rbuf.n && write_body(x, x->rbuf.p, x->rbuf.n) != 0) ? -1 : 0;
+    drop_buffer(x);
+    return rc;
+}
+
+static int up_on_body(void *ud, const char *p, size_t n)
+{
+    pctx_t *x = ud;
+    if (x->buffering) {
+        if (n > RESP_BUFFER_MAX - x->rbuf.n)
+            return stop_buffering(x) != 0 || write_body(x, p, n) != 0 ? -1
+                   : x->paused ? 1 : 0;
+        aigw_sbuf_addn(&x->rbuf, p, n);
+        return x->rbuf.oom ? -1 : 0;
+    }
+    if (write_body(x, p, n) != 0)
+        return -1;
     return x->paused ? 1 : 0;
+}
+
+/* The whole body is in: body_filter, then the head with its length and the body. */
+static int finish_buffered(pctx_t *x)
+{
+    x->buffering = 0;
+    x->run.resp_body = (aigw_str_t){ x->rbuf.p ? x->rbuf.p : "", x->rbuf.n };
+    aigw_plugins_body_filter(&x->run);
+    aigw_str_t b = x->run.resp_body;
+    int rc = send_head(x, x->bhead, x->n_bhead, (int64_t)b.n) != 0 ||
+             (b.n && write_body(x, b.p, b.n) != 0) ? -1 : 0;
+    drop_buffer(x);
+    return rc;
 }
 
 static void up_on_done(void *ud)
@@ -753,6 +828,12 @@ static void up_on_done(void *ud)
     pctx_t *x = ud;
     aigw_http_req_t *req = x->req;
     x->ex = NULL;
+    if (x->buffering && finish_buffered(x) != 0) {
+        aigw_http_on_abort(req, NULL, NULL);
+        pctx_release(x);
+        aigw_http_stream_abort(req);
+        return;
+    }
     aigw_http_on_abort(req, NULL, NULL);
     pctx_release(x);
     aigw_http_stream_end(req);
@@ -763,6 +844,7 @@ static void up_on_error(void *ud, aigw_uperr_t e, int reused, int got_bytes)
     pctx_t *x = ud;
     aigw_http_req_t *req = x->req;
     x->ex = NULL;
+    drop_buffer(x);   /* a body being collected for body_filter: nothing was sent yet */
     if (x->head_sent) {
         /* Mid-body: nothing to retry, nothing to say; the client sees the cut. */
         AIGW_LOG(AIGW_LOG_ERR, "%s while sending the response to the client, upstream: %s:%d",
@@ -803,6 +885,8 @@ static void up_on_error(void *ud, aigw_uperr_t e, int reused, int got_bytes)
 static void up_on_idle(void *ud)
 {
     pctx_t *x = ud;
+    if (x->buffering)
+        return;   /* nothing to flush: the head waits for the whole body */
     int r = aigw_http_stream_flush(x->req);
     if (r < 0) {
         aigw_upex_cancel(x->ex);
