@@ -471,15 +471,31 @@ int aigw_cf_delta_decode(const uint8_t *p, size_t n, EVP_PKEY *pub, const char *
 
 /* ---- keys and certificates -------------------------------------------------------------- */
 
+/* The PEM text of a cluster_* setting: the value itself when it is PEM (core/conf.c keeps
+ * PEM and base64 PEM values as PEM text), else the file it names. NULL with err. */
+static BIO *pem_source(const char *v, const char *what, char *err, size_t errlen)
+{
+    if (strncmp(v, "-----BEGIN", 10) == 0) {
+        BIO *b = BIO_new_mem_buf(v, -1);
+        if (!b)
+            snprintf(err, errlen, "%s: out of memory", what);
+        return b;
+    }
+    BIO *b = BIO_new_file(v, "r");
+    if (!b) {
+        snprintf(err, errlen, "cannot read %s %s: %s", what, v, strerror(errno));
+        ERR_clear_error();
+    }
+    return b;
+}
+
 EVP_PKEY *aigw_cf_load_key(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot read cluster_cert_key %s: %s", path, strerror(errno));
+    BIO *b = pem_source(path, "cluster_cert_key", err, errlen);
+    if (!b)
         return NULL;
-    }
-    EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-    fclose(f);
+    EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
     if (!k)
         ssl_err("cluster_cert_key: failed loading key", err, errlen);
     return k;
@@ -487,16 +503,76 @@ EVP_PKEY *aigw_cf_load_key(const char *path, char *err, size_t errlen)
 
 static X509 *load_cert(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot read cluster_cert %s: %s", path, strerror(errno));
+    BIO *b = pem_source(path, "cluster_cert", err, errlen);
+    if (!b)
         return NULL;
-    }
-    X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    BIO_free(b);
     if (!x)
         ssl_err("cluster_cert: failed loading certificate", err, errlen);
     return x;
+}
+
+/* cluster_cert (and the chain after it) and cluster_cert_key into ctx. 0, or -1 with err. */
+static int use_cert_and_key(SSL_CTX *ctx, const aigw_conf_t *c, char *err, size_t errlen)
+{
+    BIO *b = pem_source(c->cluster_cert, "cluster_cert", err, errlen);
+    if (!b)
+        return -1;
+    X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    int ok = x && SSL_CTX_use_certificate(ctx, x) == 1;
+    X509_free(x);
+    X509 *ca;
+    while (ok && (ca = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+        if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+            X509_free(ca);
+            ok = 0;
+        }
+    BIO_free(b);
+    if (!ok) {
+        ssl_err("cluster_cert: failed loading certificate", err, errlen);
+        return -1;
+    }
+    ERR_clear_error();   /* the end of the chain reads as an error */
+    EVP_PKEY *k = aigw_cf_load_key(c->cluster_cert_key, err, errlen);
+    if (!k)
+        return -1;
+    ok = SSL_CTX_use_PrivateKey(ctx, k) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    EVP_PKEY_free(k);
+    if (!ok) {
+        ssl_err("cluster_cert_key: failed loading key (or it does not match cluster_cert)", err,
+                errlen);
+        return -1;
+    }
+    return 0;
+}
+
+/* Every certificate of cluster_ca_cert into ctx's trust store. 0, or -1 with err. */
+static int trust_ca(SSL_CTX *ctx, const char *v, char *err, size_t errlen)
+{
+    BIO *b = pem_source(v, "cluster_ca_cert", err, errlen);
+    if (!b)
+        return -1;
+    X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+    size_t n = 0;
+    X509 *x;
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        int ok = X509_STORE_add_cert(st, x) == 1;
+        X509_free(x);
+        if (!ok) {
+            BIO_free(b);
+            ssl_err("cluster_ca_cert: failed loading certificate", err, errlen);
+            return -1;
+        }
+        n++;
+    }
+    BIO_free(b);
+    if (!n) {
+        ssl_err("cluster_ca_cert: failed loading certificate", err, errlen);
+        return -1;
+    }
+    ERR_clear_error();
+    return 0;
 }
 
 EVP_PKEY *aigw_cf_load_cert_pubkey(const char *path, char *err, size_t errlen)
@@ -566,16 +642,8 @@ SSL_CTX *aigw_cf_ssl_ctx(const aigw_conf_t *c, int server, char *err, size_t err
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-    if (SSL_CTX_use_certificate_chain_file(ctx, c->cluster_cert) != 1) {
-        ssl_err("cluster_cert: failed loading certificate", err, errlen);
+    if (use_cert_and_key(ctx, c, err, errlen) != 0)
         goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, c->cluster_cert_key, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_check_private_key(ctx) != 1) {
-        ssl_err("cluster_cert_key: failed loading key (or it does not match cluster_cert)", err,
-                errlen);
-        goto fail;
-    }
     if (c->cluster_mtls == AIGW_MTLS_SHARED) {
         if (shared_idx < 0)
             shared_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, free_shared);
@@ -591,10 +659,8 @@ SSL_CTX *aigw_cf_ssl_ctx(const aigw_conf_t *c, int server, char *err, size_t err
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                            on_verify_shared);
     } else {
-        if (SSL_CTX_load_verify_locations(ctx, c->cluster_ca_cert, NULL) != 1) {
-            ssl_err("cluster_ca_cert: failed loading certificate", err, errlen);
+        if (trust_ca(ctx, c->cluster_ca_cert, err, errlen) != 0)
             goto fail;
-        }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
         SSL_CTX_set_verify_depth(ctx, 4);
     }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/evp.h>
 #include <sys/socket.h>
 
 #include "common/str.h"
@@ -45,6 +46,8 @@ enum {
     F_NONE = 1u << 0,   /* NONE means unset (NULL) */
     F_EMPTY = 1u << 1,  /* the empty string is a valid value */
     F_SECRET = 1u << 2, /* never shown; names containing password or secret are too */
+    F_PEM = 1u << 3,    /* T_PATH: or the PEM text itself, or that text base64-encoded (kept
+                         * as PEM text: users tell the two apart by "-----BEGIN") */
 };
 
 typedef struct conf_word {
@@ -196,11 +199,11 @@ static const conf_key_t conf_keys[] = {
     { .name = "cluster_mtls", .type = T_ENUM, .def = "shared", .off = OFF(cluster_mtls),
       .words = mtls_words },
     { .name = "cluster_cert", .type = T_PATH, .def = "NONE", .off = OFF(cluster_cert),
-      .flags = F_NONE },
+      .flags = F_NONE | F_PEM },
     { .name = "cluster_cert_key", .type = T_PATH, .def = "NONE", .off = OFF(cluster_cert_key),
-      .flags = F_NONE },
+      .flags = F_NONE | F_PEM },
     { .name = "cluster_ca_cert", .type = T_PATH, .def = "NONE", .off = OFF(cluster_ca_cert),
-      .flags = F_NONE },
+      .flags = F_NONE | F_PEM },
     { .name = "cluster_server_name", .type = T_STR, .def = "NONE",
       .off = OFF(cluster_server_name), .flags = F_NONE },
     { .name = "cluster_data_plane_purge_delay", .type = T_INT, .def = "1209600",
@@ -526,6 +529,30 @@ static int parse_size(const conf_key_t *k, const char *v, aigw_conf_t *c, char *
     return 0;
 }
 
+/* v decoded as base64 when it is base64 of PEM text (Kong accepts certificates and keys
+ * that way), malloc'd and NUL-terminated; else NULL. A path never decodes to "-----BEGIN". */
+static char *pem_from_base64(const char *v)
+{
+    size_t n = strlen(v);
+    if (n < 16 || n % 4 != 0 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                          "0123456789+/=") != n)
+        return NULL;
+    unsigned char *out = malloc(n / 4 * 3 + 1);
+    int len = out ? EVP_DecodeBlock(out, (const unsigned char *)v, (int)n) : -1;
+    if (len < 10 || memcmp(out, "-----BEGIN", 10) != 0) {
+        free(out);
+        return NULL;
+    }
+    while (len > 0 && out[len - 1] == '\0')   /* EVP_DecodeBlock counts the padding */
+        len--;
+    out[len] = '\0';
+    if (strlen((char *)out) != (size_t)len) {   /* a NUL inside: not PEM text */
+        free(out);
+        return NULL;
+    }
+    return (char *)out;
+}
+
 static int parse_path(const conf_key_t *k, const char *v, aigw_conf_t *c, char *why,
                       size_t whylen)
 {
@@ -536,6 +563,15 @@ static int parse_path(const conf_key_t *k, const char *v, aigw_conf_t *c, char *
     if (!*v || strcmp(v, "NONE") == 0) {
         snprintf(why, whylen, "expected a path");
         return -1;
+    }
+    if (k->flags & F_PEM) {
+        if (strncmp(v, "-----BEGIN", 10) == 0)
+            return (*m = strdup(v)) ? 0 : -2;
+        char *pem = pem_from_base64(v);
+        if (pem) {
+            *m = pem;
+            return 0;
+        }
     }
     *m = path_abs(c->prefix, v);
     return *m ? 0 : -2;
@@ -1211,7 +1247,8 @@ static int build_effective(const load_t *L, aigw_conf_t *c)
         const conf_key_t *k = &conf_keys[i];
         json_t *v;
 
-        if (is_secret(k))
+        const char *pem = (k->flags & F_PEM) ? *(char *const *)cmember(c, k) : NULL;
+        if (is_secret(k) || (pem && strncmp(pem, "-----BEGIN", 10) == 0))   /* inline keys */
             v = *(char *const *)cmember(c, k) ? json_string(SECRET_TEXT) : json_null();
         else
             v = type_ops[k->type].json(k, c, L->raw[i].val);

@@ -4,10 +4,13 @@ their own, issued by one CA (cluster_ca_cert); the DP checks the CP's name
 SHA-256 (the shared-mode tests use Ed25519). What a user sees: a write reaches a DP whose
 certificate the CA issued; a DP with a certificate from another CA is refused; a DP that
 expects another CP name refuses the CP and keeps serving what it has."""
+import base64
 import datetime
+import json
 import ipaddress
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -88,7 +91,18 @@ def test_pki_mode(aigw_module, pki):
     up = Upstream()
     try:
         cport = free_port()
-        cp = aigw_module(conf=conf(pki, "cp", cport, "cp"))
+        # the CP's certificate and CA as PEM text, its key base64-encoded (Kong's three forms;
+        # the DPs use paths)
+        cp = aigw_module(conf=(f"role = control_plane\nproxy_listen = off\n"
+                               f"cluster_listen = {LOCAL}:{cport}\ncluster_mtls = pki\n"
+                               f"log_level = info\n"),
+                         env={"AIGW_CLUSTER_CERT": (pki / "cp.crt").read_text(),
+                              "AIGW_CLUSTER_CA_CERT": (pki / "ca.crt").read_text(),
+                              "AIGW_CLUSTER_CERT_KEY":
+                                  base64.b64encode((pki / "cp.key").read_bytes()).decode()})
+        shown = requests.get(cp.admin_url + "/", timeout=5).json()["configuration"]
+        assert shown["cluster_cert_key"] == "******"          # never the key itself
+        assert "PRIVATE KEY" not in json.dumps(shown)
         port = free_port()
         dp = aigw_module(conf=conf(pki, "dp", cport, "dp",
                                    f"proxy_listen = {LOCAL}:{port}\n"
