@@ -338,11 +338,16 @@ static int ensure_full(void)
 /* Queues the current configuration unless the DP runs it or has it queued already: as a
  * DELTA when the DP has (or will have, frames being in order) the delta's base, else
  * whole. */
+static int takes_delta(const link_t *l)
+{
+    return cp.delta && l->deltas < MAX_DELTAS && strcmp(l->pushed, cp.delta_base) == 0;
+}
+
 static void push(link_t *l)
 {
     if (!cp.cur_snap || !l->hello || l->closing || strcmp(l->pushed, cp.cur_hash) == 0)
         return;
-    if (cp.delta && l->deltas < MAX_DELTAS && strcmp(l->pushed, cp.delta_base) == 0) {
+    if (takes_delta(l)) {
         enqueue(l, cp.delta);
         l->deltas++;
     } else {
@@ -722,14 +727,19 @@ static void take_pending(void)
     cp.cur_version = s->version;
     double enc_ms = (double)(uv_hrtime() - t0) / 1e6;
     size_t pushed = 0, as_delta = 0;
-    for (size_t i = 0; i < cp.n_links; i++) {
-        link_t *l = cp.links[i];
-        if (l->hello && !l->closing && strcmp(l->pushed, cp.cur_hash) != 0) {
-            int before = l->deltas;
+    /* the links that take the delta first: encoding the whole snapshot for the others (tens
+     * of ms at 10k routes) must not hold their change back */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < cp.n_links; i++) {
+            link_t *l = cp.links[i];
+            int d = takes_delta(l);
+            if (!l->hello || l->closing || strcmp(l->pushed, cp.cur_hash) == 0 ||
+                d != (pass == 0))
+                continue;
             push(l);
             link_flush(l);
             pushed++;
-            as_delta += l->deltas > before;
+            as_delta += d;
         }
     }
     if (delta)
