@@ -2,8 +2,8 @@
 their own, issued by one CA (cluster_ca_cert); the DP checks the CP's name
 (cluster_server_name). ECDSA P-256 keys here, so snapshots are signed with ECDSA over
 SHA-256 (the shared-mode tests use Ed25519). What a user sees: a write reaches a DP whose
-certificate the CA issued; a DP with a certificate from another CA is refused; a DP that
-expects another CP name refuses the CP and keeps serving what it has."""
+certificate the CA issued; a DP with a certificate from another CA, or an expired one, is
+refused; a DP that expects another CP name refuses the CP and keeps serving what it has."""
 import base64
 import datetime
 import json
@@ -43,13 +43,14 @@ def make_ca(d, stem):
     return key, cert
 
 
-def issue(d, stem, ca_key, ca_cert, dns):
+def issue(d, stem, ca_key, ca_cert, dns, expired=False):
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
+    end = now - datetime.timedelta(days=1) if expired else now + datetime.timedelta(days=30)
     cert = (x509.CertificateBuilder().subject_name(_name(dns)).issuer_name(ca_cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=30))
+            .not_valid_before(now - datetime.timedelta(days=10))
+            .not_valid_after(end)
             .add_extension(x509.SubjectAlternativeName(
                 [x509.DNSName(dns), x509.IPAddress(ipaddress.ip_address(LOCAL))]),
                 critical=False)
@@ -72,6 +73,7 @@ def pki(tmp_path_factory):
     issue(d, "dp", ca_key, ca, "dp.cluster.test")
     other_key, other = make_ca(d, "other-ca")
     issue(d, "rogue", other_key, other, "dp.cluster.test")
+    issue(d, "expired", ca_key, ca, "dp.cluster.test", expired=True)
     return d
 
 
@@ -129,6 +131,17 @@ def test_pki_mode(aigw_module, pki):
                    what="the rogue data plane logs the refusal")
         assert proxied(rport, "/pk") == 404
         assert len(dps_of(cp)["data"]) == 1
+
+        # a certificate of the right CA that has expired: refused too
+        eport = free_port()
+        expired = aigw_module(conf=conf(pki, "dp", cport, "expired",
+                                        f"proxy_listen = {LOCAL}:{eport}\n"
+                                        "cluster_server_name = cp.cluster.test\n"))
+        wait_until(lambda: "its certificate is not accepted (certificate has expired)"
+                   in cp.error_log_text(), 10, what="the CP refuses an expired certificate")
+        assert proxied(eport, "/pk") == 404
+        assert len(dps_of(cp)["data"]) == 1
+        expired.stop()
 
         # a DP expecting another control plane name refuses this one
         wport = free_port()
