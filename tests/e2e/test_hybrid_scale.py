@@ -122,7 +122,7 @@ def test_one_control_plane_feeds_fifty_data_planes(aigw_module, certs):
                                                            "paths[]": f"/sc{i}"})
             # the admin API answers while the pushes go out
             assert requests.get(cp.admin_url + "/routes", timeout=5).status_code == 200
-            wait_proxied(pport, f"/sc{i}")
+            wait_proxied(pport, f"/sc{i}", timeout=15)   # 50 links on 2 cores, sanitizers
 
         def all_in_step():
             rows = dps_of(cp)["data"]
