@@ -117,42 +117,30 @@ def test_pki_mode(aigw_module, pki):
         wait_proxied(port, "/pk2")                       # a delta, ECDSA-signed
         assert "configuration delta from the control plane" in dp.error_log_text()
 
-        # a certificate from another CA: the CP refuses the handshake
-        rport = free_port()
-        rogue = aigw_module(conf=conf(pki, "dp", cport, "rogue",
-                                      f"proxy_listen = {LOCAL}:{rport}\n"
-                                      "cluster_server_name = cp.cluster.test\n"))
-        wait_until(lambda: "its certificate is not accepted (unable to get local issuer "
-                           "certificate)" in cp.error_log_text(), 10,
-                   what="the CP refuses the rogue data plane")
+        def refused(stem, server_name, where, message):
+            """A DP with that certificate and expected CP name: message appears in the log
+            of `where` ("cp" or "dp"), the DP proxies nothing, the CP lists no new one."""
+            p = free_port()
+            d = aigw_module(conf=conf(pki, "dp", cport, stem, f"proxy_listen = {LOCAL}:{p}\n"
+                                      f"cluster_server_name = {server_name}\n"))
+            log = (cp if where == "cp" else d).error_log_text
+            wait_until(lambda: message in log(), 10, what=message)
+            assert proxied(p, "/pk") == 404
+            assert len(dps_of(cp)["data"]) == 1
+            return d
+
+        # a certificate from another CA, or of the right CA but expired: the CP refuses it
+        rogue = refused("rogue", "cp.cluster.test", "cp", "its certificate is not accepted "
+                        "(unable to get local issuer certificate)")
         # the DP sees the refusal as an alert or as the link closing, depending on timing
         wait_until(lambda: "unknown ca" in rogue.error_log_text() or
                    "cannot greet the control plane" in rogue.error_log_text(), 10,
                    what="the rogue data plane logs the refusal")
-        assert proxied(rport, "/pk") == 404
-        assert len(dps_of(cp)["data"]) == 1
-
-        # a certificate of the right CA that has expired: refused too
-        eport = free_port()
-        expired = aigw_module(conf=conf(pki, "dp", cport, "expired",
-                                        f"proxy_listen = {LOCAL}:{eport}\n"
-                                        "cluster_server_name = cp.cluster.test\n"))
-        wait_until(lambda: "its certificate is not accepted (certificate has expired)"
-                   in cp.error_log_text(), 10, what="the CP refuses an expired certificate")
-        assert proxied(eport, "/pk") == 404
-        assert len(dps_of(cp)["data"]) == 1
-        expired.stop()
-
-        # a DP expecting another control plane name refuses this one
-        wport = free_port()
-        wrong = aigw_module(conf=conf(pki, "dp", cport, "dp",
-                                      f"proxy_listen = {LOCAL}:{wport}\n"
-                                      "cluster_server_name = elsewhere.cluster.test\n"))
-        wait_until(lambda: "the control plane's certificate is not accepted (hostname "
-                           "mismatch)" in wrong.error_log_text(), 10,
-                   what="the DP refuses a CP with another name")
-        assert proxied(wport, "/pk") == 404
         rogue.stop()
-        wrong.stop()
+        refused("expired", "cp.cluster.test", "cp",
+                "its certificate is not accepted (certificate has expired)").stop()
+        # a DP expecting another control plane name refuses this one
+        refused("dp", "elsewhere.cluster.test", "dp", "the control plane's certificate is not "
+                "accepted (hostname mismatch)").stop()
     finally:
         up.close()

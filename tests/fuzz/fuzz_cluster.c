@@ -24,20 +24,7 @@
 #include <openssl/evp.h>
 
 #include "cluster/proto.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-const char *__ubsan_default_options(void);
-
-const char *__ubsan_default_options(void)
-{
-    return "halt_on_error=1:print_stacktrace=1";
-}
-
-#define CHECK(c)                  \
-    do {                          \
-        if (!(c))                 \
-            __builtin_trap();     \
-    } while (0)
+#include "fuzz_common.h"
 
 static const char base[] = "{\"_format_version\":\"3.0\",\"services\":[{\"id\":\"s1\","
                            "\"host\":\"example.test\"}],\"routes\":[]}";

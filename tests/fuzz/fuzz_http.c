@@ -24,21 +24,7 @@
 #include <string.h>
 
 #include "http/parse.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-const char *__ubsan_default_options(void);
-
-/* The build does not pass -fno-sanitize-recover in fuzz mode: make UB fatal here. */
-const char *__ubsan_default_options(void)
-{
-    return "halt_on_error=1:print_stacktrace=1";
-}
-
-#define CHECK(c)                  \
-    do {                          \
-        if (!(c))                 \
-            __builtin_trap();     \
-    } while (0)
+#include "fuzz_common.h"
 
 static const size_t steps[8] = { 1, 2, 3, 7, 16, 100, 1000, 0 };
 

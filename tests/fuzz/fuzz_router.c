@@ -20,20 +20,7 @@
 #include <string.h>
 
 #include "proxy/router.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-const char *__ubsan_default_options(void);
-
-const char *__ubsan_default_options(void)
-{
-    return "halt_on_error=1:print_stacktrace=1";
-}
-
-#define CHECK(c)                  \
-    do {                          \
-        if (!(c))                 \
-            __builtin_trap();     \
-    } while (0)
+#include "fuzz_common.h"
 
 #define MAXR 8
 #define MAXV 3
