@@ -33,6 +33,17 @@ unsigned long long aigw_hash_bytes(const void *p, size_t n)
     return h ^ (h >> 29);
 }
 
+void aigw_hex_encode(const void *in, size_t n, char *out)
+{
+    static const char h[] = "0123456789abcdef";
+    const unsigned char *b = in;
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = h[b[i] >> 4];
+        out[2 * i + 1] = h[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
 static int is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';

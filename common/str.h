@@ -50,6 +50,9 @@ size_t aigw_ip_to_str(char *buf, int family, const void *a);
  * cryptographic: for in-process tables whose entries are compared in full on a match. */
 unsigned long long aigw_hash_bytes(const void *p, size_t n);
 
+/* Writes the n bytes at in as 2n lower-case hex digits and a NUL at out (2n + 1 bytes). */
+void aigw_hex_encode(const void *in, size_t n, char *out);
+
 /* The value of one hex digit (0-9, a-f, A-F), or -1. */
 static inline int aigw_hex_digit(int c)
 {

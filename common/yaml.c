@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <yaml.h>
+#include "common/sbuf.h"
 #include "common/yaml.h"
 
 /* ---- scalar resolution ------------------------------------------------------------------- */
@@ -772,31 +773,11 @@ fail:
 
 /* ---- emitter ------------------------------------------------------------------------------- */
 
-typedef struct outbuf {
-    char *p;
-    size_t n, cap;
-    int oom;
-} outbuf_t;
-
 static int on_write(void *data, unsigned char *buffer, size_t size)
 {
-    outbuf_t *b = data;
-    if (b->n + size + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 4096;
-        while (nc < b->n + size + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return 0;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, buffer, size);
-    b->n += size;
-    b->p[b->n] = '\0';
-    return 1;
+    aigw_sbuf_t *b = data;
+    aigw_sbuf_addn(b, (const char *)buffer, size);
+    return !b->oom;
 }
 
 /* The shortest text of d that reads back as the same float (and as a float: it keeps a '.',
@@ -902,7 +883,7 @@ char *aigw_yaml_dump(const json_t *doc)
 {
     yaml_emitter_t em;
     yaml_event_t ev;
-    outbuf_t b = { 0 };
+    aigw_sbuf_t b = { 0 };
     if (!doc || !yaml_emitter_initialize(&em))
         return NULL;
     yaml_emitter_set_output(&em, on_write, &b);

@@ -117,19 +117,6 @@ static int decode(int type, const uint8_t *p, size_t n, EVP_PKEY *pub, const cha
                                    errlen);
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 /* Writes a SNAPSHOT payload (hash) as the cache, with a new generation; the journal of the
  * previous cache file no longer applies and goes. */
 static void persist_snapshot(const uint8_t *p, size_t n, EVP_PKEY *pub, const char *hash)
@@ -144,7 +131,7 @@ static void persist_snapshot(const uint8_t *p, size_t n, EVP_PKEY *pub, const ch
     if (ok) {
         memcpy(buf, CACHE_MAGIC, 8);
         memcpy(buf + 8, gen, GEN_LEN);
-        put32(buf + 8 + GEN_LEN, (uint32_t)dl);
+        aigw_cf_put32(buf + 8 + GEN_LEN, (uint32_t)dl);
         memcpy(buf + head, der, (size_t)dl);
         memcpy(buf + head + (size_t)dl, p, n);
         ok = aigw_write_file_atomic(dp.cache_path, buf, total, 0600) == 0;
@@ -179,7 +166,7 @@ static void persist_delta(const uint8_t *p, size_t n)
         return;
     }
     uint8_t len[4];
-    put32(len, (uint32_t)n);
+    aigw_cf_put32(len, (uint32_t)n);
     int ok;
     if (!dp.journal_exists) {
         size_t total = 8 + GEN_LEN + 4 + n;
@@ -315,7 +302,7 @@ static void load_cache(void)
                  dp.cache_path);
         goto out;
     }
-    size_t kl = get32(p + head - 4);
+    size_t kl = aigw_cf_get32(p + head - 4);
     if (kl > len - head) {
         AIGW_LOG(AIGW_LOG_ERR, "cluster: %s is truncated; ignoring it", dp.cache_path);
         goto out;
@@ -353,7 +340,7 @@ static void load_cache(void)
         } else {
             used = off;
             while (jlen - off >= 4) {
-                size_t rl = get32(j + off);
+                size_t rl = aigw_cf_get32(j + off);
                 decoded_t nd = { 0 };
                 if (rl > jlen - off - 4)
                     break;   /* torn by a crash while it was appended */

@@ -62,6 +62,20 @@ enum {
 #define AIGW_CF_DELTA_MAGIC "AIGWDLT1"
 #define AIGW_CF_DELTA_FIXED 104           /* the above + base sha256 + prefix + suffix */
 
+/* Big-endian 32-bit fields of frames and of the DP's cache files. */
+static inline uint32_t aigw_cf_get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline void aigw_cf_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
 /* A resumable frame reader: feed it bytes as they come. Owns the payload it collects. */
 typedef struct aigw_cf_reader {
     uint8_t hdr[AIGW_CF_HDR];

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <uv.h>
 #include "common/sbuf.h"
+#include "common/str.h"
 #include "core/log.h"
 #include "schema/schema.h"
 #include "snapshot/snapshot.h"
@@ -39,16 +40,6 @@ static int on_row(const char *json, void *ud)
         aigw_sbuf_addn(c->b, ",", 1);
     aigw_sbuf_add(c->b, json);
     return c->b->oom ? -1 : 0;
-}
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char h[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = h[in[i] >> 4];
-        out[2 * i + 1] = h[in[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 /* The rows are copied as stored (validated entities; absent optional fields mean null), so
@@ -87,7 +78,7 @@ aigw_snapshot_t *aigw_snapshot_build(aigw_store_t *s, long long version, aigw_db
     unsigned char md[32];
     unsigned int mdlen = 0;
     EVP_Digest(b.p, b.n, md, &mdlen, EVP_sha256(), NULL);
-    hex(md, 32, snap->hash);
+    aigw_hex_encode(md, 32, snap->hash);
     atomic_store(&snap->refs, 1);
     return snap;
 }

@@ -86,6 +86,14 @@ def aigwd_bin():
     return str(repo_root() / "build" / "aigwd")
 
 
+def aigwctl_bin():
+    """AIGWCTL_BIN, else the aigwctl beside AIGWD_BIN (one build directory)."""
+    b = os.environ.get("AIGWCTL_BIN")
+    if b:
+        return b
+    return os.path.join(os.path.dirname(os.environ.get("AIGWD_BIN", "build/aigwd")), "aigwctl")
+
+
 def set_pdeathsig():
     """preexec_fn: the child gets SIGKILL if pytest dies, so nothing outlives a killed run."""
     try:

@@ -7,14 +7,7 @@ import subprocess
 
 import pytest
 
-from aigwtest import LOCAL, free_ports
-
-
-def _bin():
-    b = os.environ.get("AIGWCTL_BIN")
-    if b:
-        return b
-    return os.path.join(os.path.dirname(os.environ.get("AIGWD_BIN", "build/aigwd")), "aigwctl")
+from aigwtest import LOCAL, aigwctl_bin, free_ports
 
 
 class Ctl:
@@ -30,7 +23,7 @@ class Ctl:
     def run(self, *args, expect=0, env=None):
         e = dict(self.env)
         e.update(env or {})
-        r = subprocess.run([_bin(), *args], env=e, capture_output=True, text=True, timeout=30,
+        r = subprocess.run([aigwctl_bin(), *args], env=e, capture_output=True, text=True, timeout=30,
                            stdin=subprocess.DEVNULL)
         assert "Sanitizer" not in r.stderr, r.stderr
         if expect is not None:

@@ -10,15 +10,8 @@ import jwt as pyjwt
 import pytest
 import yaml
 
-from aigwtest import LOCAL, free_ports, get, make_self_signed, wait_until
+from aigwtest import LOCAL, aigwctl_bin, free_ports, get, make_self_signed, wait_until
 from upstreams import Upstream
-
-
-def _bin():
-    b = os.environ.get("AIGWCTL_BIN")
-    if b:
-        return b
-    return os.path.join(os.path.dirname(os.environ.get("AIGWD_BIN", "build/aigwd")), "aigwctl")
 
 
 class Ctl:
@@ -34,7 +27,7 @@ class Ctl:
     def run(self, *args, expect=0, env=None):
         e = dict(self.env)
         e.update(env or {})
-        r = subprocess.run([_bin(), *args], env=e, capture_output=True, text=True, timeout=30,
+        r = subprocess.run([aigwctl_bin(), *args], env=e, capture_output=True, text=True, timeout=30,
                            stdin=subprocess.DEVNULL)
         assert "Sanitizer" not in r.stderr, r.stderr
         if expect is not None:
@@ -467,7 +460,7 @@ def _run_on_tty(ctl, *args, env=None):
     master, slave = pty.openpty()
     e = dict(ctl.env)
     e.update(env or {})
-    p = subprocess.Popen([_bin(), *args], env=e, stdout=slave, stderr=subprocess.PIPE,
+    p = subprocess.Popen([aigwctl_bin(), *args], env=e, stdout=slave, stderr=subprocess.PIPE,
                          stdin=subprocess.DEVNULL)
     os.close(slave)
     out = b""

@@ -16,15 +16,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from aigwtest import clean_env, find_sanitizer_report
-from upstreams import Upstream
-
-
-def _bin():
-    b = os.environ.get("AIGWCTL_BIN")
-    if b:
-        return b
-    return os.path.join(os.path.dirname(os.environ.get("AIGWD_BIN", "build/aigwd")), "aigwctl")
+from aigwtest import aigwctl_bin, clean_env, find_sanitizer_report
+from proxytest import admin, up  # noqa: F401 (up: a fixture)
 
 
 class Ctl:
@@ -33,24 +26,11 @@ class Ctl:
                               "NO_COLOR": "1", "HOME": os.environ.get("HOME", "/tmp")})
 
     def __call__(self, *args, input=None, timeout=30):
-        r = subprocess.run([_bin(), *args], env=self.env, capture_output=True, text=True,
+        r = subprocess.run([aigwctl_bin(), *args], env=self.env, capture_output=True, text=True,
                            input=input, timeout=timeout)
         rep = find_sanitizer_report(r.stderr)
         assert rep is None, rep
         return r
-
-
-def admin(gw, method, path, **kw):
-    r = requests.request(method, gw.admin_url + path, timeout=10, **kw)
-    assert r.status_code < 300, (method, path, r.status_code, r.text)
-    return r.json() if r.text else None
-
-
-@pytest.fixture(scope="module")
-def up():
-    u = Upstream()
-    yield u
-    u.close()
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +90,7 @@ def test_mint_hs256_accepted_by_proxy_and_pyjwt(setup):
     assert h["x-consumer-username"] == "ai-client"
     assert h["x-credential-identifier"] == cred["key"]
     # The same command in the shell's $(...) form a user types.
-    sh = subprocess.run(["/bin/sh", "-c", f'TOKEN=$("{_bin()}" jwt mint --consumer ai-client) && '
+    sh = subprocess.run(["/bin/sh", "-c", f'TOKEN=$("{aigwctl_bin()}" jwt mint --consumer ai-client) && '
                          'printf "%s" "$TOKEN"'], env=ctl.env, capture_output=True, text=True,
                         timeout=30)
     assert sh.returncode == 0 and sh.stdout.count(".") == 2 and "\n" not in sh.stdout

@@ -12,30 +12,9 @@ import subprocess
 import time
 
 import pytest
-import requests
 
-from aigwtest import clean_env, find_sanitizer_report, free_ports
-from upstreams import Upstream
-
-
-def _bin():
-    b = os.environ.get("AIGWCTL_BIN")
-    if b:
-        return b
-    return os.path.join(os.path.dirname(os.environ.get("AIGWD_BIN", "build/aigwd")), "aigwctl")
-
-
-def admin(gw, method, path, **kw):
-    r = requests.request(method, gw.admin_url + path, timeout=10, **kw)
-    assert r.status_code < 300, (method, path, r.status_code, r.text)
-    return r.json() if r.text else None
-
-
-@pytest.fixture(scope="module")
-def up():
-    u = Upstream()
-    yield u
-    u.close()
+from aigwtest import aigwctl_bin, clean_env, find_sanitizer_report, free_ports
+from proxytest import admin, up  # noqa: F401 (up: a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +36,7 @@ def env_for(gw):
 
 
 def run(env, *args, timeout=60):
-    r = subprocess.run([_bin(), *args], env=env, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run([aigwctl_bin(), *args], env=env, capture_output=True, text=True, timeout=timeout)
     rep = find_sanitizer_report(r.stderr)
     assert rep is None, rep
     return r
@@ -68,7 +47,7 @@ def test_rpm65_limit_holds_at_60_and_not_at_100(gw):
     procs = {}
     for name in ("limit60", "limit100"):
         procs[name] = subprocess.Popen(
-            [_bin(), "loadtest", "--rpm", "65", "--path", f"/{name}", "--expect", "200=60,429=5",
+            [aigwctl_bin(), "loadtest", "--rpm", "65", "--path", f"/{name}", "--expect", "200=60,429=5",
              "-o", "json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out = {}
     try:

@@ -24,22 +24,13 @@
 #include <openssl/evp.h>
 
 #include "cluster/proto.h"
+#include "common/str.h"
 #include "fuzz_common.h"
 
 static const char base[] = "{\"_format_version\":\"3.0\",\"services\":[{\"id\":\"s1\","
                            "\"host\":\"example.test\"}],\"routes\":[]}";
 static char base_hash[65];
 static EVP_PKEY *key;
-
-static void hex(const unsigned char *in, size_t n, char *out)
-{
-    static const char h[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = h[in[i] >> 4];
-        out[2 * i + 1] = h[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
 
 static void init(void)
 {
@@ -50,7 +41,7 @@ static void init(void)
     unsigned char md[32];
     unsigned int l = 0;
     EVP_Digest(base, strlen(base), md, &l, EVP_sha256(), NULL);
-    hex(md, 32, base_hash);
+    aigw_hex_encode(md, 32, base_hash);
 }
 
 /* A decoded payload: the JSON's sha256 is the hash reported, its length the declared one. */
@@ -67,7 +58,7 @@ static void check_decoded(const uint8_t *p, size_t n, const char *json, size_t l
     unsigned int l = 0;
     char h[65];
     EVP_Digest(json, len, md, &l, EVP_sha256(), NULL);
-    hex(md, 32, h);
+    aigw_hex_encode(md, 32, h);
     CHECK(strcmp(h, hash) == 0);
 }
 

@@ -29,6 +29,18 @@ static void test_decimal(void **state)
     assert_string_equal(got, "18446744073709551615");
 }
 
+static void test_hex_encode(void **state)
+{
+    (void)state;
+    const unsigned char in[] = { 0x00, 0x0f, 0xa5, 0xff };
+    char out[9];
+    memset(out, 'x', sizeof(out));
+    aigw_hex_encode(in, sizeof(in), out);
+    assert_string_equal(out, "000fa5ff");
+    aigw_hex_encode(in, 0, out);
+    assert_string_equal(out, "");
+}
+
 static void test_ip_to_str(void **state)
 {
     (void)state;
@@ -55,6 +67,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decimal),
         cmocka_unit_test(test_ip_to_str),
+        cmocka_unit_test(test_hex_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
